@@ -1,0 +1,62 @@
+"""CT display windows: HU -> [0, 1] intensity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    center: float
+    width: float
+
+    def __post_init__(self):
+        if not self.width > 0:
+            raise ValueError(f"window {self.name!r}: width must be > 0, got {self.width}")
+
+    @property
+    def low(self) -> float:
+        return self.center - self.width / 2
+
+    @property
+    def high(self) -> float:
+        return self.center + self.width / 2
+
+
+WINDOWS = {
+    "brain": Window("brain", 40, 80),
+    "subdural": Window("subdural", 80, 200),
+    "bone": Window("bone", 600, 2800),
+}
+
+
+def parse_window(spec: str) -> Window:
+    """`brain` (a named window) or `name:center:width` (a custom one)."""
+    parts = spec.strip().split(":")
+    if len(parts) == 1:
+        if parts[0] not in WINDOWS:
+            raise ValueError(f"unknown window {spec!r}; named windows: {', '.join(WINDOWS)} (or name:center:width)")
+        return WINDOWS[parts[0]]
+    if len(parts) == 3:
+        try:
+            return Window(parts[0], float(parts[1]), float(parts[2]))
+        except ValueError as exc:
+            raise ValueError(f"bad window spec {spec!r}: {exc}") from exc
+    raise ValueError(f"bad window spec {spec!r}; expected a name or name:center:width")
+
+
+def parse_windows(specs: str | list[str] | tuple[str, ...]) -> tuple[Window, ...]:
+    if isinstance(specs, str):
+        specs = [s for s in specs.split(",") if s.strip()]
+    if not specs:
+        raise ValueError("at least one window is needed")
+    return tuple(parse_window(s) for s in specs)
+
+
+def apply_window(hu: np.ndarray, window: Window) -> np.ndarray:
+    """Clip HU to the window and scale to float32 in [0, 1]."""
+    out = (np.asarray(hu, dtype=np.float32) - np.float32(window.low)) / np.float32(window.width)
+    return np.clip(out, 0.0, 1.0, out=out)
