@@ -1,0 +1,32 @@
+"""Layer 1: the only code that imports pydicom. Typed read errors, header -> record, pixels -> HU."""
+
+from ich_ray.dicom.errors import (
+    DicomReadError,
+    EmptyFileError,
+    NoPixelDataError,
+    NotCTError,
+    NotDicomError,
+    TruncatedFileError,
+    UnsupportedImageError,
+    UnsupportedTransferSyntaxError,
+)
+from ich_ray.dicom.header import HEADER_FIELDS, header_record
+from ich_ray.dicom.pixels import needs_pxrepr_fix, to_hu
+from ich_ray.dicom.read import read_dicom, read_slice
+
+__all__ = [
+    "HEADER_FIELDS",
+    "DicomReadError",
+    "EmptyFileError",
+    "NoPixelDataError",
+    "NotCTError",
+    "NotDicomError",
+    "TruncatedFileError",
+    "UnsupportedImageError",
+    "UnsupportedTransferSyntaxError",
+    "header_record",
+    "needs_pxrepr_fix",
+    "read_dicom",
+    "read_slice",
+    "to_hu",
+]

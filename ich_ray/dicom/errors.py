@@ -32,3 +32,7 @@ class UnsupportedTransferSyntaxError(DicomReadError):
 
 class NotCTError(DicomReadError):
     """Modality other than CT."""
+
+
+class UnsupportedImageError(DicomReadError):
+    """Pixel data that is not one greyscale slice (multi-frame or colour)."""

@@ -38,7 +38,9 @@ def parse_window(spec: str) -> Window:
     parts = spec.strip().split(":")
     if len(parts) == 1:
         if parts[0] not in WINDOWS:
-            raise ValueError(f"unknown window {spec!r}; named windows: {', '.join(WINDOWS)} (or name:center:width)")
+            raise ValueError(
+                f"unknown window {spec!r}; named windows: {', '.join(WINDOWS)} (or name:center:width)"
+            )
         return WINDOWS[parts[0]]
     if len(parts) == 3:
         try:
@@ -60,3 +62,21 @@ def apply_window(hu: np.ndarray, window: Window) -> np.ndarray:
     """Clip HU to the window and scale to float32 in [0, 1]."""
     out = (np.asarray(hu, dtype=np.float32) - np.float32(window.low)) / np.float32(window.width)
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def stack_windows(hu: np.ndarray, windows) -> np.ndarray:
+    """HxW HU -> HxWxC float32 in [0, 1], one channel per window (Window objects or specs for parse_window)."""
+    hu = np.asarray(hu, dtype=np.float32)
+    if hu.ndim != 2:
+        raise ValueError(f"stack_windows expects an HxW slice, got shape {hu.shape}")
+    resolved = (
+        parse_windows(windows)
+        if isinstance(windows, str)
+        else tuple(w if isinstance(w, Window) else parse_window(w) for w in windows)
+    )
+    if not resolved:
+        raise ValueError("stack_windows: at least one window is needed")
+    out = np.empty(hu.shape + (len(resolved),), dtype=np.float32)
+    for c, window in enumerate(resolved):
+        out[..., c] = apply_window(hu, window)
+    return out

@@ -1,0 +1,140 @@
+"""Read one DICOM file (a path or the bytes Ray's `read_binary_files` hands over) with typed errors."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from ich_ray.dicom.errors import (
+    EmptyFileError,
+    NoPixelDataError,
+    NotCTError,
+    NotDicomError,
+    TruncatedFileError,
+)
+from ich_ray.dicom.header import header_record, tag_value
+from ich_ray.dicom.pixels import to_hu
+from ich_ray.imaging.stats import pixel_stats
+
+log = logging.getLogger(__name__)
+
+_PIXEL_DATA = 0x7FE00010
+# Elements every image file carries; a forced parse of a non-DICOM file that yields none of them is garbage.
+_IMAGE_TAGS = (0x00080016, 0x00080060, 0x00280010)
+
+
+def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: bool = True) -> Dataset:
+    """Parse a DICOM file from a path or raw bytes; `path` names the file in errors (default: `source`).
+
+    pixels=False stops before the pixel data (a header read, several times faster).
+    Raises a `DicomReadError` subclass: EmptyFileError, NotDicomError, NotCTError, NoPixelDataError,
+    TruncatedFileError. A missing file raises FileNotFoundError.
+    """
+    name = _display_name(source, path)
+    fp = _open(source, name)
+    try:
+        ds = _parse(fp, name, stop_before_pixels=not pixels)
+    finally:
+        fp.close()
+    modality = tag_value(ds, "modality", name)
+    if modality is not None and modality.upper() != "CT":
+        raise NotCTError(name, f"modality is {modality!r}, expected 'CT'")
+    if pixels:
+        _check_pixel_data(ds, name)
+    return ds
+
+
+def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """One metadata row (header record + pixel stats + `pxrepr_fixed`) and the float32 HU image."""
+    name = _display_name(source, path)
+    ds = read_dicom(source, name)
+    hu, fixed = to_hu(ds, name)
+    record = header_record(ds, name)
+    record.update(pixel_stats(hu))
+    record["pxrepr_fixed"] = fixed
+    return record, hu
+
+
+def _display_name(source: str | Path | bytes, path: str | None) -> str:
+    if path is not None:
+        return str(path)
+    return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+
+
+def _open(source: str | Path | bytes, name: str) -> io.BufferedIOBase:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise EmptyFileError(name, "file is empty (0 bytes)")
+        return io.BytesIO(source)
+    if isinstance(source, (str, Path)):
+        fp = open(source, "rb")  # closed by read_dicom
+        if fp.peek(1) == b"":
+            fp.close()
+            raise EmptyFileError(name, "file is empty (0 bytes)")
+        return fp
+    raise TypeError(f"read_dicom: source must be a path or bytes, got {type(source).__name__}")
+
+
+def _parse(fp, name: str, stop_before_pixels: bool) -> Dataset:
+    try:
+        ds = pydicom.dcmread(fp, force=False, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        ds = _parse_without_preamble(fp, name, stop_before_pixels)
+    except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError, UnicodeError) as exc:
+        raise _parse_error(name, exc) from exc
+    if ds.file_meta.get("TransferSyntaxUID") is None:
+        # A bare dataset (no file meta): record the encoding pydicom detected so pixel decoding works.
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
+
+
+def _parse_without_preamble(fp, name: str, stop_before_pixels: bool) -> Dataset:
+    """Old files start straight with the dataset (no 128-byte preamble and 'DICM'): accept those that parse."""
+    fp.seek(0)
+    try:
+        ds = pydicom.dcmread(fp, force=True, stop_before_pixels=stop_before_pixels)
+    except Exception as exc:  # anything a forced parse of random bytes throws means "not DICOM"
+        raise NotDicomError(name, f"not a DICOM file ({type(exc).__name__}: {exc})") from exc
+    if not any(tag in ds for tag in _IMAGE_TAGS):
+        raise NotDicomError(name, "not a DICOM file (no preamble, and no DICOM image elements)")
+    return ds
+
+
+def _parse_error(name: str, exc: Exception):
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, EOFError) or "end of file" in str(exc).lower():
+        return TruncatedFileError(name, f"file ends inside the header ({text})")
+    return NotDicomError(name, f"unparseable DICOM ({text})")
+
+
+def _check_pixel_data(ds: Dataset, name: str) -> None:
+    if _PIXEL_DATA not in ds:
+        raise NoPixelDataError(name, "no Pixel Data (7FE0,0010) element")
+    tsyntax = ds.file_meta.TransferSyntaxUID
+    if tsyntax.is_compressed:
+        return  # encapsulated: the decoder reports a short stream (pixels.to_hu)
+    rows, cols = tag_value(ds, "rows", name), tag_value(ds, "columns", name)
+    bits = tag_value(ds, "bits_allocated", name)
+    if not (rows and cols and bits):
+        raise TruncatedFileError(
+            name, f"cannot size the pixel data: rows={rows}, columns={cols}, bits={bits}"
+        )
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    expected = rows * cols * samples * frames * bits // 8
+    got = len(ds.get_item(_PIXEL_DATA).value or b"")
+    if got < expected:
+        raise TruncatedFileError(
+            name, f"pixel data is {got} bytes, expected {expected} ({rows}x{cols}x{bits} bit)"
+        )

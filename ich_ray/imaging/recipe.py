@@ -1,0 +1,125 @@
+"""The clean recipe and THE slice preparation shared by the clean stage and predict.
+
+Training and inference must see identical pixels, so both call `prepare_slice` with the recipe stored
+next to the images (the `recipe` column of images/ is `CleanRecipe.to_json()`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from ich_ray.imaging.crop import crop, head_bbox, head_mask
+from ich_ray.imaging.encode import NATIVE_CHANNELS, check_format, decode_image, encode_image, to_uint8
+from ich_ray.imaging.resize import resize_square
+from ich_ray.imaging.windows import Window, parse_window, stack_windows
+
+MIN_SIZE = 32
+
+
+@dataclass(frozen=True)
+class CleanRecipe:
+    """How a HU slice becomes the stored image.
+
+    windows: names of `WINDOWS` or `name:center:width` specs, one channel each.
+    context: 2.5D; for each window the previous slice, this slice and the next slice (slice_index order),
+        so channels = 3 * len(windows), ordered [w0 prev, w0 this, w0 next, w1 prev, ...].
+    crop: crop to the head's bounding box before resizing (whole slice when no head is found).
+    """
+
+    windows: tuple[str, ...] = ("brain", "subdural", "bone")
+    size: int = 256
+    crop: bool = True
+    context: bool = False
+    fmt: str = "png"
+    quality: int = 95
+
+    def __post_init__(self):
+        windows = (self.windows,) if isinstance(self.windows, str) else tuple(self.windows)
+        if not windows:
+            raise ValueError("CleanRecipe: at least one window is needed")
+        for spec in windows:
+            parse_window(spec)  # raises ValueError naming the bad spec
+        object.__setattr__(self, "windows", windows)
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < MIN_SIZE:
+            raise ValueError(f"CleanRecipe: size must be an int >= {MIN_SIZE}, got {self.size!r}")
+        object.__setattr__(self, "fmt", check_format(self.fmt))
+        if (
+            isinstance(self.quality, bool)
+            or not isinstance(self.quality, int)
+            or not 1 <= self.quality <= 100
+        ):
+            raise ValueError(f"CleanRecipe: quality must be an int in 1..100, got {self.quality!r}")
+        if self.fmt == "jpeg" and self.channels not in NATIVE_CHANNELS:
+            raise ValueError(
+                f"CleanRecipe: jpeg holds 1 or 3 channels, this recipe makes {self.channels}; use png"
+            )
+
+    @property
+    def channels(self) -> int:
+        return len(self.windows) * (3 if self.context else 1)
+
+    @property
+    def window_objects(self) -> tuple[Window, ...]:
+        return tuple(parse_window(spec) for spec in self.windows)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CleanRecipe:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"CleanRecipe JSON must be an object, got {text!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"CleanRecipe JSON has unknown keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**data)
+
+
+def prepare_slice(
+    hu: np.ndarray,
+    recipe: CleanRecipe,
+    neighbours: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+) -> np.ndarray:
+    """HU slice -> uint8 size x size x channels image, exactly as stored in images/.
+
+    The crop box comes from this slice's head mask and is applied to the neighbours too. With
+    recipe.context, `neighbours` = (previous, next) slices in slice_index order, each HxW HU like `hu`;
+    a missing one (series end) is replaced by this slice. Without context, neighbours are ignored.
+    """
+    hu = np.asarray(hu, dtype=np.float32)
+    if hu.ndim != 2:
+        raise ValueError(f"prepare_slice expects an HxW HU slice, got shape {hu.shape}")
+    bbox = head_bbox(head_mask(hu)) if recipe.crop else None
+    if recipe.context:
+        before, after = neighbours if neighbours is not None else (None, None)
+        planes = [_neighbour(before, hu, "previous"), hu, _neighbour(after, hu, "next")]
+    else:
+        planes = [hu]
+    windows = recipe.window_objects
+    # channel order: for each window, every plane (prev, this, next)
+    channels = [stack_windows(crop(plane, bbox), windows) for plane in planes]
+    stacked = np.stack(channels, axis=3).reshape(channels[0].shape[:2] + (recipe.channels,))
+    return to_uint8(resize_square(stacked, recipe.size, fill=0.0))
+
+
+def encode_slice(img: np.ndarray, recipe: CleanRecipe) -> bytes:
+    return encode_image(img, recipe.fmt, recipe.quality)
+
+
+def decode_slice(data: bytes, recipe: CleanRecipe) -> np.ndarray:
+    return decode_image(data, channels=recipe.channels)
+
+
+def _neighbour(plane: np.ndarray | None, hu: np.ndarray, which: str) -> np.ndarray:
+    if plane is None:
+        return hu
+    plane = np.asarray(plane, dtype=np.float32)
+    if plane.shape != hu.shape:
+        raise ValueError(f"prepare_slice: {which} slice has shape {plane.shape}, this slice {hu.shape}")
+    return plane
