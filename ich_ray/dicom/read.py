@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -20,13 +24,15 @@ from ich_ray.dicom.errors import (
     NotDicomError,
     TruncatedFileError,
 )
-from ich_ray.dicom.header import header_record, tag_value
+from ich_ray.dicom.header import header_record, tag_name, tag_value
 from ich_ray.dicom.pixels import to_hu
 from ich_ray.imaging.stats import pixel_stats
 
 log = logging.getLogger(__name__)
 
 _PIXEL_DATA = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_ELEMENT_HEADER_BYTES = 8  # tag (4) + VR and length (4) at least
 # Elements every image file carries; a forced parse of a non-DICOM file that yields none of them is garbage.
 _IMAGE_TAGS = (0x00080016, 0x00080060, 0x00280010)
 
@@ -39,16 +45,17 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
     TruncatedFileError. A missing file raises FileNotFoundError.
     """
     name = _display_name(source, path)
-    fp = _open(source, name)
+    fp, size = _open(source, name)
     try:
         ds = _parse(fp, name, stop_before_pixels=not pixels)
     finally:
         fp.close()
+    _check_last_element(ds, name, size)
     modality = tag_value(ds, "modality", name)
     if modality is not None and modality.upper() != "CT":
         raise NotCTError(name, f"modality is {modality!r}, expected 'CT'")
     if pixels:
-        _check_pixel_data(ds, name)
+        _check_pixel_data(ds, name, size)
     return ds
 
 
@@ -69,18 +76,19 @@ def _display_name(source: str | Path | bytes, path: str | None) -> str:
     return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
 
 
-def _open(source: str | Path | bytes, name: str) -> io.BufferedIOBase:
+def _open(source: str | Path | bytes, name: str) -> tuple[io.BufferedIOBase, int]:
+    """(binary file object, size in bytes); the caller closes it."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise EmptyFileError(name, "file is empty (0 bytes)")
-        return io.BytesIO(source)
-    if isinstance(source, (str, Path)):
+        fp, size = io.BytesIO(source), len(source)
+    elif isinstance(source, (str, Path)):
         fp = open(source, "rb")  # closed by read_dicom
-        if fp.peek(1) == b"":
-            fp.close()
-            raise EmptyFileError(name, "file is empty (0 bytes)")
-        return fp
-    raise TypeError(f"read_dicom: source must be a path or bytes, got {type(source).__name__}")
+        size = os.fstat(fp.fileno()).st_size
+    else:
+        raise TypeError(f"read_dicom: source must be a path or bytes, got {type(source).__name__}")
+    if size == 0:
+        fp.close()
+        raise EmptyFileError(name, "file is empty (0 bytes)")
+    return fp, size
 
 
 def _parse(fp, name: str, stop_before_pixels: bool) -> Dataset:
@@ -88,7 +96,7 @@ def _parse(fp, name: str, stop_before_pixels: bool) -> Dataset:
         ds = pydicom.dcmread(fp, force=False, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError:
         ds = _parse_without_preamble(fp, name, stop_before_pixels)
-    except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError, UnicodeError) as exc:
+    except Exception as exc:  # whatever pydicom throws on these bytes: classify it, keep the cause
         raise _parse_error(name, exc) from exc
     if ds.file_meta.get("TransferSyntaxUID") is None:
         # A bare dataset (no file meta): record the encoding pydicom detected so pixel decoding works.
@@ -113,13 +121,15 @@ def _parse_without_preamble(fp, name: str, stop_before_pixels: bool) -> Dataset:
 
 def _parse_error(name: str, exc: Exception):
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, EOFError) or "end of file" in str(exc).lower():
+    # struct.error: pydicom unpacked a tag or length from fewer bytes than it needs (file ends there)
+    if isinstance(exc, (EOFError, struct.error)) or "end of file" in str(exc).lower():
         return TruncatedFileError(name, f"file ends inside the header ({text})")
     return NotDicomError(name, f"unparseable DICOM ({text})")
 
 
-def _check_pixel_data(ds: Dataset, name: str) -> None:
+def _check_pixel_data(ds: Dataset, name: str, size: int) -> None:
     if _PIXEL_DATA not in ds:
+        _check_cut_before_pixels(ds, name, size)
         raise NoPixelDataError(name, "no Pixel Data (7FE0,0010) element")
     tsyntax = ds.file_meta.TransferSyntaxUID
     if tsyntax.is_compressed:
@@ -138,3 +148,33 @@ def _check_pixel_data(ds: Dataset, name: str) -> None:
         raise TruncatedFileError(
             name, f"pixel data is {got} bytes, expected {expected} ({rows}x{cols}x{bits} bit)"
         )
+
+
+def _last_raw_element(ds: Dataset) -> RawDataElement | None:
+    if len(ds) == 0:
+        return None
+    last = ds.get_item(next(reversed(ds.keys())))
+    if not isinstance(last, RawDataElement) or last.length == _UNDEFINED_LENGTH:
+        return None  # a parsed sequence: its own reader checked the lengths
+    return last
+
+
+def _check_last_element(ds: Dataset, name: str, size: int) -> None:
+    """pydicom stops quietly at end of file, keeping a short last value: that file was cut."""
+    last = _last_raw_element(ds)
+    if last is not None and last.value_tell + last.length > size:
+        present = max(0, size - last.value_tell)
+        raise TruncatedFileError(
+            name,
+            f"file ends inside {keyword_for_tag(last.tag) or 'element'} {tag_name(last.tag)}: "
+            f"{present} of {last.length} bytes present",
+        )
+
+
+def _check_cut_before_pixels(ds: Dataset, name: str, size: int) -> None:
+    """Tell a file cut inside its header (before the pixel data) from one that has no pixels."""
+    if len(ds) == 0:
+        raise TruncatedFileError(name, f"file ends before the dataset starts ({size} bytes)")
+    last = _last_raw_element(ds)
+    if last is not None and 0 < size - (last.value_tell + last.length) < _ELEMENT_HEADER_BYTES:
+        raise TruncatedFileError(name, f"file ends inside an element header after {tag_name(last.tag)}")
