@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from ich_ray.cli.common import StageNotBuilt
+from pathlib import Path
 
 HELP = "The results table of tracked runs: printed, CSV, markdown and a chart."
 
 
 def add_arguments(parser) -> None:
-    pass
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<ROOT>/mlflow.db)")
+    parser.add_argument("--data", default=None, metavar="ROOT", help="data root (its mlflow.db and reports/)")
+    parser.add_argument("--experiment", dest="experiments", action="append", default=None, metavar="NAME",
+                        help="experiment to include (repeatable; default: ich-ray/binary-any, "
+                             "ich-ray/multilabel, ich-ray/baseline)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: ROOT/reports/compare, else ./compare)")
 
 
 def run(args) -> int:
-    raise StageNotBuilt("not built yet (issue #5)")
+    from ich_ray.tracking.compare import compare, format_table
+    from ich_ray.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri, args.data)
+    out = args.out or (Path(args.data) / "reports" / "compare" if args.data else Path("compare"))
+    df, paths = compare(uri, args.experiments, out)
+    print(format_table(df))
+    print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+    return 0
