@@ -1,0 +1,81 @@
+"""to_hu: equals pydicom's rescale on real files, the pixel-representation fix recovers HU exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.pixels import apply_rescale, get_encoder
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from ich_ray.dicom import TruncatedFileError, needs_pxrepr_fix, read_dicom, read_slice, to_hu
+
+
+def test_hu_equals_apply_rescale_on_every_ge_file(real_ct_files):
+    for path in real_ct_files:
+        ds = pydicom.dcmread(path)
+        hu, fixed = to_hu(read_dicom(path), str(path))
+        assert fixed is False
+        assert hu.dtype == np.float32 and hu.shape == (512, 512)
+        np.testing.assert_array_equal(hu, apply_rescale(ds.pixel_array, ds), err_msg=str(path))
+
+
+@pytest.mark.parametrize(
+    ("representation", "bits_stored", "intercept", "expected"),
+    [
+        (0, 12, "0", True),
+        (0, 12, "1", True),
+        (0, 12, "-99", True),
+        (0, 12, "-100", False),  # strictly greater than -100
+        (0, 12, "-1024", False),
+        (1, 12, "0", False),
+        (0, 16, "0", False),
+    ],
+)
+def test_needs_pxrepr_fix_rule(make_ct, ramp, representation, bits_stored, intercept, expected):
+    ds = make_ct(
+        ramp.clip(0, 4095), pixel_representation=representation, bits_stored=bits_stored, intercept=intercept
+    )
+    assert needs_pxrepr_fix(ds) is expected
+
+
+def test_pxrepr_fix_recovers_hu_exactly(write_ct):
+    """Signed 12-bit values stored as unsigned with a wrong intercept (the RSNA bad-intercept group)."""
+    true_hu = np.linspace(-1000, 3000, 64 * 64).round().astype(np.int32).reshape(64, 64)
+    true_hu[0, :4] = (-1000, -1, 0, 3095)  # both ends of the range and the wrap point
+    stored = np.mod(true_hu, 4096)  # what those scanners wrote: two's complement in 12 bits
+    path = write_ct("bad_intercept.dcm", stored, pixel_representation=0, bits_stored=12, intercept="0")
+    record, hu = read_slice(path)
+    assert record["pxrepr_fixed"] is True
+    np.testing.assert_array_equal(hu, true_hu.astype(np.float32))
+
+
+def test_slope_and_intercept(write_ct, ramp):
+    path = write_ct("slope.dcm", ramp, intercept="-1024", slope="0.5")
+    hu, fixed = to_hu(read_dicom(path), str(path))
+    assert not fixed
+    np.testing.assert_array_equal(hu, ramp.astype(np.float32) * 0.5 - 1024)
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless])
+def test_compressed_syntaxes_decode_to_the_same_hu(write_ct, make_ct, ramp, syntax):
+    if not get_encoder(syntax).is_available:
+        pytest.skip(f"no encoder installed for {syntax.name}")
+    ds = make_ct(ramp)
+    ds.compress(syntax)
+    path = write_ct("compressed.dcm", ds)
+    record, hu = read_slice(path)
+    assert record["transfer_syntax_uid"] == syntax
+    np.testing.assert_array_equal(hu, ramp.astype(np.float32) - 1024)
+
+
+def test_truncated_compressed_stream(write_ct, make_ct, ramp):
+    ds = make_ct(ramp)
+    ds.compress(RLELossless)
+    frame = pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)
+    data = next(frame)
+    ds.PixelData = pydicom.encaps.encapsulate([data[: len(data) // 2]])
+    path = write_ct("short_rle.dcm", ds)
+    with pytest.raises(TruncatedFileError, match="compressed|decoded") as info:
+        read_slice(path)
+    assert info.value.path == str(path)
