@@ -1,0 +1,252 @@
+"""Stage 2: ok slices -> ROOT/images/ (Parquet shards of PNG/JPEG bytes), on Ray Data.
+
+polars picks the slices (ok, brain fraction >= `min_brain_fraction`) and their series neighbours for 2.5D;
+Ray Data reads each file, calls `ich_ray.imaging.recipe.prepare_slice` (the one slice preparation, shared
+with predict) and `encode_slice`, and writes the shards. A slice that fails here is written to a small
+side table and ends in quarantine/ with stage=clean, so every input is accounted for:
+files in = images ok + filtered + failed.
+
+Why 0.02 by default: the seed paper says 20 % brain pixels, but its image count matches 2 %, and 20 % drops
+about a quarter of all positive slices on the real data. Each run logs how many positives the filter drops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ich_ray.data.io import WriterLock, count_rows, parquet_files, scan_table
+from ich_ray.data.quarantine import QUARANTINE_SCHEMA, empty_quarantine, publish_quarantine
+from ich_ray.data.snapshot import DataRoot, link_parts, new_run_id
+from ich_ray.data.summary import StageSummary
+from ich_ray.dicom.pixels import to_hu
+from ich_ray.dicom.read import read_dicom
+from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
+from ich_ray.labels import LABEL_COLUMNS
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("sop_instance_uid", "study_instance_uid", "series_instance_uid", "patient_id")
+IMAGES_SCHEMA = pa.schema(
+    [
+        *((name, pa.string()) for name in ID_COLUMNS),
+        ("slice_index", pa.int32()),
+        *((name, pa.int8()) for name in LABEL_COLUMNS),
+        ("image", pa.binary()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("channels", pa.int32()),
+        ("recipe", pa.string()),
+    ]
+)
+SLICES_PER_BATCH = 16
+ROWS_PER_SHARD = 1000  # ~50-100 MB of 256 px PNGs per Parquet file
+
+
+@dataclass
+class CleanConfig:
+    data: str
+    size: int = 256
+    min_brain_fraction: float = 0.02
+    windows: tuple[str, ...] = ("brain", "subdural", "bone")
+    context: bool = False
+    format: str = "png"
+    quality: int = 95
+    crop: bool = True
+    export_jpg: str | None = None
+    address: str | None = None
+    batch_size: int = SLICES_PER_BATCH
+    rows_per_shard: int = ROWS_PER_SHARD
+
+    def recipe(self) -> CleanRecipe:
+        recipe = CleanRecipe(self.windows, self.size, self.crop, self.context, self.format, self.quality)
+        if not 0.0 <= self.min_brain_fraction <= 1.0:
+            raise ValueError(f"min_brain_fraction must be in [0, 1], got {self.min_brain_fraction}")
+        if self.export_jpg and recipe.channels != 3:
+            raise ValueError(f"--export-jpg writes 3-channel .jpg files; this recipe makes {recipe.channels} channels")
+        return recipe
+
+
+@dataclass
+class CleanResult:
+    selected: int  # ok slices considered
+    filtered: int
+    images: int
+    failed: int
+    failures: pl.LazyFrame  # quarantine rows (stage=clean)
+
+
+def select_slices(metadata: pl.LazyFrame, series: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Ok slices (of `series` when given) with ids, labels, brain fraction and neighbour paths."""
+    names = metadata.collect_schema().names()
+    labels = [pl.col(c) if c in names else pl.lit(None, pl.Int8).alias(c) for c in LABEL_COLUMNS]
+    rows = metadata.filter(pl.col("status") == "ok")
+    if series is not None:
+        rows = rows.join(series, on="series_instance_uid", how="semi")
+    by_series = "series_instance_uid"
+    return (
+        rows.select("path", *ID_COLUMNS, "slice_index", *labels, "img_pct_window")
+        .sort(by_series, "slice_index")
+        .with_columns(
+            pl.col("path").shift(1).over(by_series).alias("path_prev"),
+            pl.col("path").shift(-1).over(by_series).alias("path_next"),
+        )
+    )
+
+
+def _log_dropped_positives(selection: pl.LazyFrame, keep: pl.Expr) -> int:
+    stats = selection.select(
+        (~keep).sum().alias("filtered"), *((~keep & (pl.col(c) == 1)).sum().alias(c) for c in LABEL_COLUMNS)
+    ).collect()
+    dropped = {c.removeprefix("label_"): stats[c].item() for c in LABEL_COLUMNS}
+    log.info("clean: the brain-fraction filter drops %d slices, positives by label: %s", stats["filtered"].item(), dropped)
+    return stats["filtered"].item()
+
+
+def _split_input(selection: pl.LazyFrame, dest: Path, rows_per_file: int) -> int:
+    """Write the slices to clean as several small Parquet files, so Ray reads them in parallel tasks."""
+    dest.mkdir(parents=True)
+    single = dest.parent / "_selection.parquet"
+    selection.sink_parquet(single, row_group_size=rows_per_file)
+    n = 0
+    for i, batch in enumerate(pq.ParquetFile(single).iter_batches(batch_size=rows_per_file)):
+        pq.write_table(pa.Table.from_batches([batch]), dest / f"part-{i:05d}.parquet")
+        n += batch.num_rows
+    single.unlink()
+    return n
+
+
+def _read_hu(path: str):
+    return to_hu(read_dicom(path, path), path)[0]
+
+
+def _export_jpg(img, sop: str, recipe: CleanRecipe, export_dir: str) -> None:
+    data = encode_slice(img, dataclasses.replace(recipe, fmt="jpeg"))
+    target = os.path.join(export_dir, f"{sop}.jpg")
+    tmp = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)
+
+
+def clean_batch(batch: pa.Table, recipe_json: str, run_id: str, failures_dir: str, export_dir: str | None) -> pa.Table:
+    """Ray `map_batches` UDF: selected slices -> `IMAGES_SCHEMA` rows; failures go to `failures_dir`."""
+    recipe = CleanRecipe.from_json(recipe_json)
+    paths = batch.column("path").to_pylist()
+    sops = batch.column("sop_instance_uid").to_pylist()
+    prevs, nexts = batch.column("path_prev").to_pylist(), batch.column("path_next").to_pylist()
+    keep, images, sizes, failures = [], [], [], []
+    for i, path in enumerate(paths):
+        try:
+            hu = _read_hu(path)
+            neighbours = None
+            if recipe.context:
+                neighbours = tuple(_read_hu(p) if p else None for p in (prevs[i], nexts[i]))
+            img = prepare_slice(hu, recipe, neighbours=neighbours)
+            images.append(encode_slice(img, recipe))
+            if export_dir:
+                _export_jpg(img, sops[i], recipe, export_dir)
+        except Exception as exc:  # any failure is this slice's, recorded in quarantine; the job goes on
+            failures.append((path, "clean", type(exc).__name__, f"{type(exc).__name__}: {exc}"[:500], run_id))
+            continue
+        keep.append(i)
+        sizes.append(img.shape)
+    if failures:
+        table = pa.Table.from_pylist([dict(zip(QUARANTINE_SCHEMA.names, f, strict=True)) for f in failures], QUARANTINE_SCHEMA)
+        pq.write_table(table, os.path.join(failures_dir, f"{uuid.uuid4().hex}.parquet"))
+    out = batch.take(keep)
+    columns = {name: out.column(name) for name in (*ID_COLUMNS, "slice_index", *LABEL_COLUMNS)}
+    columns.update(
+        image=images,
+        height=[s[0] for s in sizes],
+        width=[s[1] for s in sizes],
+        channels=[s[2] for s in sizes],
+        recipe=[recipe_json] * len(keep),
+    )
+    return pa.Table.from_pydict(columns, schema=IMAGES_SCHEMA)
+
+
+def clean_slices(
+    metadata: pl.LazyFrame, series: pl.LazyFrame | None, cfg: CleanConfig, staged: Path, run_id: str
+) -> CleanResult:
+    """Clean the ok slices (of `series`, or all) into `staged`/images; the Ray part of the stage."""
+    import ray
+
+    recipe = cfg.recipe()
+    selection = select_slices(metadata, series)
+    keep = pl.col("img_pct_window") >= cfg.min_brain_fraction
+    filtered = _log_dropped_positives(selection, keep)
+    work, failures_dir, new_images = staged / "_clean_input", staged / "_clean_failures", staged / "_images_new"
+    failures_dir.mkdir(parents=True)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    n_rows = selection.select(pl.len()).collect().item() - filtered
+    per_file = max(cfg.batch_size, -(-n_rows // (4 * cpus)))
+    if _split_input(selection.filter(keep).drop("img_pct_window"), work, per_file):
+        if cfg.export_jpg:
+            Path(cfg.export_jpg).mkdir(parents=True, exist_ok=True)
+        ds = ray.data.read_parquet(str(work)).map_batches(
+            clean_batch,
+            batch_format="pyarrow",
+            batch_size=cfg.batch_size,
+            fn_kwargs={
+                "recipe_json": recipe.to_json(),
+                "run_id": run_id,
+                "failures_dir": str(failures_dir),
+                "export_dir": str(Path(cfg.export_jpg).resolve()) if cfg.export_jpg else None,
+            },
+        )
+        ds.write_parquet(str(new_images), min_rows_per_file=cfg.rows_per_shard)
+    images = count_rows(new_images)
+    failures = scan_table(failures_dir)  # a retried task may have written a slice's failure twice
+    failures = failures.unique("path").collect().lazy() if failures is not None else empty_quarantine()
+    result = CleanResult(n_rows + filtered, filtered, images, failures.select(pl.len()).collect().item(), failures)
+    (staged / "images").mkdir(exist_ok=True)
+    for part in parquet_files(new_images):
+        os.rename(part, staged / "images" / part.name)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(new_images, ignore_errors=True)
+    return result
+
+
+def run_clean(cfg: CleanConfig) -> StageSummary:
+    """`ich-ray clean`: (re)build images/ from the committed metadata/ of `cfg.data`, as a new snapshot."""
+    from ich_ray.ray_utils import init_ray
+
+    start = time.perf_counter()
+    cfg.recipe()  # validate before starting Ray
+    init_ray(cfg.address)
+    root = DataRoot(cfg.data)
+    with WriterLock(root.root):
+        if root.table("metadata") is None:
+            raise FileNotFoundError(f"no metadata under {root.root}: run `ich-ray metadata --out {cfg.data}` first")
+        run_id = new_run_id()
+        staged = root.begin(run_id)
+        for name in ("metadata", "manifest"):
+            link_parts(parquet_files(root.table(name)), staged / name)
+        metadata = scan_table(staged / "metadata")
+        result = clean_slices(metadata, None, cfg, staged, run_id)
+        previous = scan_table(root.table("quarantine"))
+        redone = previous.filter(pl.col("stage") == "clean").select("path", "stage") if previous is not None else None
+        publish_quarantine(staged / "quarantine", result.failures, previous, redone)
+        shutil.rmtree(staged / "_clean_failures")
+        metadata_failed = metadata.filter(pl.col("status") != "ok").select(pl.len()).collect().item()
+        root.commit(staged)
+    return StageSummary(
+        "clean",
+        files_in=result.selected + metadata_failed,
+        ok=result.images,
+        filtered=result.filtered,
+        failed=result.failed + metadata_failed,
+        seconds=time.perf_counter() - start,
+        run_id=run_id,
+    ).log()

@@ -1,0 +1,157 @@
+"""Stage 1: a DICOM tree -> ROOT/metadata/ (one row per input file) + ROOT/quarantine/, on Ray Data.
+
+`read_binary_files` hands each read task's files to `parse_batch`, which calls `ich_ray.dicom.read_slice` per
+file and builds the output as column lists turned into one `pyarrow.Table` with the fixed `RAW_SCHEMA`, so
+blocks holding only failures concatenate with ordinary ones. Every failure becomes a `status="failed"` row
+with `error_type` and `error`: a `DicomReadError` names the file and the reason; any other exception is
+caught as well (with its type name) because one odd file must never stop a hospital-sized job.
+
+The raw rows go to the run's staging folder; `ich_ray.data.tables.publish_metadata` then adds
+`slice_index` and the labels with polars and writes the snapshot (see `ich_ray.data.snapshot`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from ich_ray.data.io import WriterLock, content_digest, list_inputs, parquet_files
+from ich_ray.data.quarantine import metadata_failures, publish_quarantine
+from ich_ray.data.snapshot import DataRoot, new_run_id
+from ich_ray.data.summary import StageSummary
+from ich_ray.data.tables import publish_metadata
+from ich_ray.dicom.errors import DicomReadError
+from ich_ray.dicom.header import HEADER_FIELDS
+from ich_ray.dicom.read import read_slice
+
+log = logging.getLogger(__name__)
+
+STAT_FIELDS = ("img_min", "img_max", "img_mean", "img_std", "img_pct_window")
+# Raw rows only (never published): which Ray node parsed the file, and the content digest for manifest/.
+NODE_COLUMN = "_node_id"
+DIGEST_COLUMN = "_digest"
+_ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+RAW_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("file_size", pa.int64()),
+        ("status", pa.string()),
+        ("error_type", pa.string()),
+        ("error", pa.string()),
+        *((name, _ARROW_TYPES[py_type]) for name, py_type in HEADER_FIELDS.items()),
+        *((name, pa.float64()) for name in STAT_FIELDS),
+        ("pxrepr_fixed", pa.bool_()),
+        (NODE_COLUMN, pa.string()),
+        (DIGEST_COLUMN, pa.string()),
+    ]
+)
+_RECORD_FIELDS = (*HEADER_FIELDS, *STAT_FIELDS, "pxrepr_fixed")
+_MAX_ERROR_CHARS = 500
+FILES_PER_BATCH = 32  # ~16 MB of 512x512 slices: small enough to stream, large enough to amortise overhead
+
+
+@dataclass
+class MetadataConfig:
+    input: str
+    out: str
+    labels: str | None = None
+    address: str | None = None
+    batch_size: int = FILES_PER_BATCH
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, DicomReadError):
+        return type(exc).__name__, exc.reason[:_MAX_ERROR_CHARS]
+    return type(exc).__name__, f"unexpected {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+
+
+def parse_batch(batch: pa.Table, with_digest: bool = False) -> pa.Table:
+    """Ray `map_batches` UDF: columns `path`, `bytes` -> one `RAW_SCHEMA` row per file.
+
+    with_digest: also hash each file's bytes (for manifest/), while they are in memory anyway.
+    """
+    import ray
+
+    paths = batch.column("path").to_pylist()
+    blobs = batch.column("bytes").to_pylist()
+    columns: dict[str, list] = {name: [] for name in RAW_SCHEMA.names}
+    for path, data in zip(paths, blobs, strict=True):
+        try:
+            record, _ = read_slice(data, path)
+            status, error_type, error = "ok", None, None
+        except Exception as exc:  # every failure, expected or not, becomes a row: the job never crashes
+            record, (error_type, error) = {}, _failure(exc)
+            status = "failed"
+        columns["path"].append(path)
+        columns["file_size"].append(len(data))
+        columns["status"].append(status)
+        columns["error_type"].append(error_type)
+        columns["error"].append(error)
+        for name in _RECORD_FIELDS:
+            columns[name].append(record.get(name))
+    columns[NODE_COLUMN] = [ray.get_runtime_context().get_node_id()] * len(paths)
+    columns[DIGEST_COLUMN] = [content_digest(data) for data in blobs] if with_digest else [None] * len(paths)
+    return pa.Table.from_pydict(columns, schema=RAW_SCHEMA)
+
+
+def parse_files(paths: list[str], dest: Path, batch_size: int = FILES_PER_BATCH, with_digest: bool = False) -> dict[str, int]:
+    """Parse `paths` on Ray Data into Parquet parts under `dest`; returns files parsed per node."""
+    import ray
+
+    dest.mkdir(parents=True, exist_ok=True)
+    if not paths:
+        return {}
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # Several blocks per CPU keep every core busy to the end; >= batch_size files per block amortises a task.
+    blocks = max(1, min(len(paths) // batch_size, 4 * cpus)) if len(paths) >= batch_size else 1
+    ds = ray.data.read_binary_files(paths, include_paths=True, override_num_blocks=blocks)
+    ds = ds.map_batches(parse_batch, batch_format="pyarrow", batch_size=batch_size, fn_kwargs={"with_digest": with_digest})
+    ds.write_parquet(str(dest))
+    nodes = scan_raw(dest, keep_node=True).group_by(NODE_COLUMN).len().collect()
+    return dict(nodes.iter_rows())
+
+
+def scan_raw(folder: Path, keep_node: bool = False) -> pl.LazyFrame:
+    """The raw rows `parse_files` wrote (an empty frame with the same schema when there were none);
+    without keep_node, only the published columns."""
+    files = parquet_files(folder)
+    raw = pl.scan_parquet(files) if files else pl.from_arrow(RAW_SCHEMA.empty_table()).lazy()
+    return raw if keep_node else raw.drop(NODE_COLUMN, DIGEST_COLUMN)
+
+
+def run_metadata(cfg: MetadataConfig) -> StageSummary:
+    """`ich-ray metadata`: parse every input file and publish a fresh metadata/ + quarantine/ snapshot.
+
+    The new snapshot replaces the root's previous one entirely (images/ and manifest/ described the old
+    inputs, so they are not carried over; run `clean` next, or use `reprocess` for incremental updates).
+    """
+    from ich_ray.data.labels import read_rsna_labels
+    from ich_ray.ray_utils import init_ray
+
+    start = time.perf_counter()
+    listing = list_inputs(cfg.input)
+    labels = read_rsna_labels(cfg.labels) if cfg.labels else None
+    log.info("metadata: %d input files under %s", listing.height, cfg.input)
+    init_ray(cfg.address)
+    root = DataRoot(cfg.out)
+    root.root.mkdir(parents=True, exist_ok=True)
+    with WriterLock(root.root):
+        run_id = new_run_id()
+        staged = root.begin(run_id)
+        raw_dir = staged / "_raw"
+        nodes = parse_files(listing["path"].to_list(), raw_dir, cfg.batch_size)
+        raw = scan_raw(raw_dir)
+        counts = publish_metadata(staged / "metadata", raw, previous=None, labels=labels)
+        publish_quarantine(staged / "quarantine", metadata_failures(raw, run_id), previous=None)
+        shutil.rmtree(raw_dir)
+        root.commit(staged)
+    ok, failed = counts
+    if ok + failed != listing.height:
+        raise RuntimeError(f"metadata: {listing.height} files listed but {ok + failed} rows written")
+    return StageSummary("metadata", listing.height, ok, 0, failed, time.perf_counter() - start, nodes, run_id).log()
