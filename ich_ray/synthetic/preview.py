@@ -1,0 +1,62 @@
+"""A PNG montage of one synthetic study in the brain, subdural and bone windows (rows), bleeds in red."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ich_ray.imaging.windows import WINDOWS, apply_window
+from ich_ray.labels import SUBTYPES
+from ich_ray.synthetic.writer import SeriesHeader
+
+log = logging.getLogger(__name__)
+
+PREVIEW_WINDOWS = ("brain", "subdural", "bone")
+MAX_COLUMNS = 10
+
+
+def pick_slices(labels: np.ndarray, max_columns: int = MAX_COLUMNS) -> list[int]:
+    """Evenly spaced slices from top to bottom, with the positive ones favoured."""
+    n = len(labels)
+    positive = np.flatnonzero(labels[:, -1])
+    chosen = set(positive[np.linspace(0, len(positive) - 1, min(len(positive), max_columns // 2)).astype(int)])
+    spread = np.linspace(0, n - 1, n).astype(int)
+    for z in spread[np.argsort(np.abs(spread - n / 2))]:  # fill from the middle of the head outwards
+        if len(chosen) >= max_columns:
+            break
+        chosen.add(int(z))
+    return sorted(int(z) for z in chosen)
+
+
+def write_preview(path: str | Path, hu: np.ndarray, labels: np.ndarray, header: SeriesHeader) -> Path:
+    """Save the montage of study `hu [Z, H, W]` (with `labels [Z, 6]`) to `path`; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = pick_slices(labels)
+    fig, axes = plt.subplots(len(PREVIEW_WINDOWS), len(columns), squeeze=False,
+                             figsize=(1.9 * len(columns), 2.1 * len(PREVIEW_WINDOWS) + 0.5))
+    for row, name in enumerate(PREVIEW_WINDOWS):
+        for col, z in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(apply_window(hu[z], WINDOWS[name]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(f"{name} {WINDOWS[name].center:g}/{WINDOWS[name].width:g}")
+            if row == 0:
+                found = [s[:4] for s, v in zip(SUBTYPES, labels[z, :-1], strict=True) if v]
+                ax.set_title(f"z{z}" + (": " + ",".join(found) if found else ""), fontsize=8,
+                             color="red" if labels[z, -1] else "black")
+    fig.suptitle(f"synthetic study {header.patient_id} ({header.pixel_format}, {header.rows}x{header.cols}); "
+                 "bleed slices titled in red")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    log.info("preview: %s (%d slices x %d windows)", path, len(columns), len(PREVIEW_WINDOWS))
+    return path
