@@ -1,0 +1,139 @@
+"""Batch inference on Ray Data: a header pass, then read + prepare + predict in an actor pool.
+
+1. `read_headers`: tasks read every file's header (`slices.header_rows`); the driver orders slices by
+   position within each series (`slices.order_slices`), so 2.5D recipes get the right neighbours.
+2. `predict_slices`: the ordered ok rows stream through `map_batches(SlicePredictor,
+   compute=ActorPoolStrategy(size=n))`. Each actor builds the model once from the state dict (put in
+   the object store once), reads and prepares its batch's slices with training's code and returns one
+   probability row per slice, or the reason the slice failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ich_ray.labels import LABELS
+from ich_ray.predict.model_loading import ModelSpec, build_model
+from ich_ray.predict.schema import PROB_COLUMNS
+from ich_ray.predict.slices import SliceLoader, describe_error, header_rows, order_slices
+
+log = logging.getLogger(__name__)
+
+HEADER_FILES_PER_TASK = 64
+RESULT_SCHEMA = pa.schema(
+    [("path", pa.string()), ("error_type", pa.string()), ("error", pa.string()),
+     *((name, pa.float64()) for name in PROB_COLUMNS)]
+)
+
+
+def _header_batch(batch: dict[str, np.ndarray]) -> pa.Table:
+    return header_rows([str(p) for p in batch["path"]]).to_arrow()
+
+
+def read_headers(paths: list[str]) -> pl.DataFrame:
+    """Header rows for every path (ok or failed), ordered within series (`slices.order_slices`)."""
+    import ray
+
+    if not paths:
+        return order_slices(header_rows([]))
+    blocks = max(1, min(len(paths) // HEADER_FILES_PER_TASK, 4 * int(ray.cluster_resources().get("CPU", 1))))
+    ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
+    ds = ds.map_batches(_header_batch, batch_format="numpy", batch_size=HEADER_FILES_PER_TASK)
+    tables = [t for t in ray.get(ds.to_arrow_refs()) if t.num_rows]
+    headers = pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed") if tables else header_rows([])
+    return order_slices(headers)
+
+
+class SlicePredictor:
+    """Ray Data callable class: builds the model once per actor, then predicts batch after batch."""
+
+    def __init__(self, spec: ModelSpec, state, threads: int = 1):
+        import ray
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        state = ray.get(state) if isinstance(state, ray.ObjectRef) else state
+        self.spec = spec
+        self.model = build_model(spec, state)
+        self.loader = SliceLoader(spec.recipe)
+        self.columns = [PROB_COLUMNS[LABELS.index(name)] for name in spec.labels]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        paths = [str(p) for p in batch["path"]]
+        neighbours = zip(batch["prev_path"], batch["next_path"], strict=True)
+        images, good, out = [], [], {name: [None] * len(paths) for name in RESULT_SCHEMA.names}
+        out["path"] = paths
+        for i, (path, (prev_path, next_path)) in enumerate(zip(paths, neighbours, strict=True)):
+            try:
+                images.append(self.loader.image(path, prev_path or None, next_path or None))
+                good.append(i)
+            except Exception as exc:  # a slice that cannot be prepared is reported, never fatal
+                out["error_type"][i], out["error"][i] = describe_error(exc)
+        self.loader.clear()
+        if images:
+            probs = predict_images(self.model, self.spec, np.stack(images))
+            for column, values in zip(self.columns, probs.T, strict=True):
+                for i, value in zip(good, values, strict=True):
+                    out[column][i] = float(value)
+        return pa.Table.from_pydict(out, schema=RESULT_SCHEMA)
+
+
+def model_input(spec: ModelSpec, images: np.ndarray):
+    """uint8 NxHxWxC -> the normalised NCHW float tensor, with training's own transform."""
+    import torch
+
+    from ich_ray.train.augment import to_model_input
+
+    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    return to_model_input(batch, spec.image_size, spec.mean, spec.std)
+
+
+def predict_images(model, spec: ModelSpec, images: np.ndarray) -> np.ndarray:
+    """uint8 NxHxWxC -> sigmoid probabilities N x len(spec.labels)."""
+    import torch
+
+    with torch.inference_mode():
+        return torch.sigmoid(model(model_input(spec, images)).float()).numpy()
+
+
+def default_actors() -> int:
+    """One actor per CPU of the (local) cluster, at most 8; each actor runs torch on one thread."""
+    import ray
+
+    return max(1, min(8, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))))
+
+
+def predict_slices(ordered: pl.DataFrame, spec: ModelSpec, state: dict, batch_size: int,
+                   actors: int | None = None) -> pl.DataFrame:
+    """RESULT_SCHEMA rows (probabilities or error) for every ok row of `ordered`."""
+    import ray
+
+    rows = ordered.filter(pl.col("slice_index").is_not_null()).sort("series_instance_uid", "slice_index")
+    if rows.is_empty():
+        return pl.from_arrow(RESULT_SCHEMA.empty_table())
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    actors = actors or default_actors()
+    items = rows.select("path", pl.col("prev_path").fill_null(""), pl.col("next_path").fill_null(""))
+    blocks = max(1, min(rows.height // batch_size, 4 * actors))
+    table = items.to_arrow()
+    step = -(-table.num_rows // blocks)
+    ds = ray.data.from_arrow([table.slice(start, step) for start in range(0, table.num_rows, step)])
+    ds = ds.map_batches(
+        SlicePredictor,
+        fn_constructor_kwargs={"spec": spec, "state": ray.put(state), "threads": 1},
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=1,
+    )
+    tables = [t for t in ray.get(ds.to_arrow_refs()) if t.num_rows]
+    result = pl.concat([pl.from_arrow(t) for t in tables]) if tables else pl.from_arrow(RESULT_SCHEMA.empty_table())
+    if result.height != rows.height:
+        raise RuntimeError(f"predict: {rows.height} slices sent to the model but {result.height} results came back")
+    return result

@@ -1,0 +1,42 @@
+"""Column names of the prediction tables, shared by inference, worklist, submission and report."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ich_ray.labels import LABELS
+
+ID_COLUMNS = ("patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid")
+PROB_COLUMNS = tuple(f"prob_{name}" for name in LABELS)
+
+# One row per predicted slice. A binary (`any`) model leaves the five subtype columns null.
+PREDICTION_SCHEMA: dict[str, pl.DataType] = {
+    "path": pl.String,
+    **{name: pl.String for name in ID_COLUMNS},
+    "slice_index": pl.Int32,
+    **{name: pl.Float64 for name in PROB_COLUMNS},
+}
+
+# One row per input file that could not be predicted (read, prepare or inference failure).
+FAILURE_SCHEMA: dict[str, pl.DataType] = {
+    "path": pl.String,
+    "stage": pl.String,
+    "error_type": pl.String,
+    "reason": pl.String,
+    "study_instance_uid": pl.String,
+    "patient_id": pl.String,
+}
+
+
+def prob_column(label: str) -> str:
+    if label not in LABELS:
+        raise ValueError(f"unknown label {label!r}; valid labels: {', '.join(LABELS)}")
+    return f"prob_{label}"
+
+
+def empty_predictions() -> pl.DataFrame:
+    return pl.DataFrame(schema=PREDICTION_SCHEMA)
+
+
+def empty_failures() -> pl.DataFrame:
+    return pl.DataFrame(schema=FAILURE_SCHEMA)
