@@ -1,0 +1,41 @@
+"""resize_square: shape, aspect ratio kept by padding, range kept by the filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ich_ray.imaging.resize import pad_to_square, resize_square
+
+
+def test_pad_to_square_centres_the_image():
+    img = np.ones((4, 8), dtype=np.float32)
+    out = pad_to_square(img, fill=-1)
+    assert out.shape == (8, 8)
+    assert (out[2:6] == 1).all() and (out[:2] == -1).all() and (out[6:] == -1).all()
+
+
+@pytest.mark.parametrize("shape", [(100, 50), (50, 100), (64, 64), (30, 70, 3), (200, 120, 9)])
+def test_shape_and_dtype(shape):
+    out = resize_square(np.random.default_rng(0).random(shape, dtype=np.float32), 64)
+    assert out.shape == (64, 64) + shape[2:] and out.dtype == np.float32
+
+
+def test_aspect_ratio_is_kept():
+    tall = np.ones((128, 64), dtype=np.float32)  # padded to 128 x 128: ones in columns 32..96
+    out = resize_square(tall, 64)  # halved: ones in columns 16..48
+    assert out[:, 18:46].min() == pytest.approx(1.0)
+    assert out[:, :14].max() == pytest.approx(0.0) and out[:, 50:].max() == pytest.approx(0.0)
+
+
+def test_values_stay_in_range_and_constants_stay_constant():
+    rng = np.random.default_rng(1)
+    img = (rng.random((333, 333, 3)) > 0.5).astype(np.float32)  # worst case for ringing: a checkerboard-ish
+    out = resize_square(img, 64)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_allclose(resize_square(np.full((50, 50), 0.25, np.float32), 100), 0.25, rtol=1e-6)
+
+
+def test_bad_size():
+    with pytest.raises(ValueError, match="size"):
+        resize_square(np.zeros((4, 4), np.float32), 0)
