@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ich_ray.data.io import WriterLock, count_rows, parquet_files, scan_table
+from ich_ray.data.io import WriterLock, count_rows, parquet_files, require, scan_table
 from ich_ray.data.quarantine import QUARANTINE_SCHEMA, empty_quarantine, publish_quarantine
 from ich_ray.data.snapshot import DataRoot, link_parts, new_run_id
 from ich_ray.data.summary import StageSummary
@@ -55,7 +55,7 @@ ROWS_PER_SHARD = 1000  # ~50-100 MB of 256 px PNGs per Parquet file
 
 @dataclass
 class CleanConfig:
-    data: str
+    data: str = ""
     size: int = 256
     min_brain_fraction: float = 0.02
     windows: tuple[str, ...] = ("brain", "subdural", "bone")
@@ -67,6 +67,9 @@ class CleanConfig:
     address: str | None = None
     batch_size: int = SLICES_PER_BATCH
     rows_per_shard: int = ROWS_PER_SHARD
+
+    def __post_init__(self):
+        require(self, "data")
 
     def recipe(self) -> CleanRecipe:
         recipe = CleanRecipe(self.windows, self.size, self.crop, self.context, self.format, self.quality)

@@ -37,6 +37,13 @@ LOCK_NAME = ".reprocess.lock"
 LISTING_SCHEMA = {"path": pl.String, "file_size": pl.Int64, "mtime": pl.Datetime("ns", "UTC")}
 
 
+def require(cfg, *names: str) -> None:
+    """Raise a ValueError naming the first required config field left empty (and its CLI flag)."""
+    for name in names:
+        if not getattr(cfg, name):
+            raise ValueError(f"{type(cfg).__name__}: {name} is required (--{name.replace('_', '-')} or in --config)")
+
+
 class RootBusyError(RuntimeError):
     """Another ich-ray run holds the data root's writer lock."""
 

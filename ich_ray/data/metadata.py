@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from ich_ray.data.io import WriterLock, content_digest, list_inputs, parquet_files
+from ich_ray.data.io import WriterLock, content_digest, list_inputs, parquet_files, require
 from ich_ray.data.quarantine import metadata_failures, publish_quarantine
 from ich_ray.data.snapshot import DataRoot, new_run_id
 from ich_ray.data.summary import StageSummary
@@ -58,11 +58,14 @@ FILES_PER_BATCH = 32  # ~16 MB of 512x512 slices: small enough to stream, large 
 
 @dataclass
 class MetadataConfig:
-    input: str
-    out: str
+    input: str = ""
+    out: str = ""
     labels: str | None = None
     address: str | None = None
     batch_size: int = FILES_PER_BATCH
+
+    def __post_init__(self):
+        require(self, "input", "out")
 
 
 def _failure(exc: Exception) -> tuple[str, str]:

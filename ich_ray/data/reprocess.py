@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ich_ray.data.clean import CleanConfig, clean_slices
-from ich_ray.data.io import WriterLock, list_inputs, parquet_files, scan_table
+from ich_ray.data.io import WriterLock, list_inputs, parquet_files, require, scan_table
 from ich_ray.data.manifest import diff_inputs, publish_manifest
 from ich_ray.data.metadata import DIGEST_COLUMN, FILES_PER_BATCH, parse_files, scan_raw
 from ich_ray.data.quarantine import metadata_failures, publish_quarantine
@@ -41,8 +41,8 @@ SERIES = "series_instance_uid"
 
 @dataclass
 class ReprocessConfig:
-    input: str
-    data: str
+    input: str = ""
+    data: str = ""
     labels: str | None = None
     address: str | None = None
     size: int = 256
@@ -54,6 +54,9 @@ class ReprocessConfig:
     crop: bool = True
     export_jpg: str | None = None
     batch_size: int = FILES_PER_BATCH
+
+    def __post_init__(self):
+        require(self, "input", "data")
 
     def clean_config(self) -> CleanConfig:
         return CleanConfig(

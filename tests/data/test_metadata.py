@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from ich_ray.cli.main import main
+from ich_ray.data.io import list_inputs
+from ich_ray.data.metadata import RAW_SCHEMA, parse_batch
+from ich_ray.labels import LABEL_COLUMNS
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def synth_root(synth_dir, ray_session, tmp_path_factory):
+    root = tmp_path_factory.mktemp("meta-root")
+    rc = main(["metadata", "--input", str(synth_dir / "dicom"), "--out", str(root), "--labels", str(synth_dir / "labels.csv")])
+    assert rc == 0
+    return root
+
+
+def test_one_row_per_input_file_with_a_reason_for_every_failure(synth_dir, synth_root):
+    listing = list_inputs(synth_dir / "dicom")
+    meta = pl.read_parquet(synth_root / "metadata")
+    assert sorted(meta["path"].to_list()) == listing["path"].to_list()
+    failed = meta.filter(pl.col("status") == "failed")
+    # the generator writes one truncated, one non-DICOM and one zero-byte file
+    assert sorted(failed["error_type"].to_list()) == ["EmptyFileError", "NotDicomError", "TruncatedFileError"]
+    assert failed["error"].null_count() == 0 and failed["sop_instance_uid"].null_count() == failed.height
+    quarantine = pl.read_parquet(synth_root / "quarantine")
+    assert sorted(quarantine["path"].to_list()) == sorted(failed["path"].to_list())
+    assert set(quarantine["stage"]) == {"metadata"}
+
+
+def test_slice_index_runs_0_to_n_minus_1_in_z_order_per_series(synth_root):
+    meta = pl.read_parquet(synth_root / "metadata").filter(pl.col("status") == "ok")
+    for _, series in meta.group_by("series_instance_uid"):
+        ordered = series.sort("slice_index")
+        assert ordered["slice_index"].to_list() == list(range(series.height))
+        assert ordered["image_position_z"].is_sorted()
+
+
+def test_labels_joined_as_int8_and_readable_by_pandas(synth_root):
+    meta = pl.read_parquet(synth_root / "metadata")
+    assert all(meta.schema[c] == pl.Int8 for c in LABEL_COLUMNS)
+    ok = meta.filter(pl.col("status") == "ok")
+    assert ok["label_any"].null_count() == 0 and ok["label_any"].sum() > 0
+    frame = pd.read_parquet(synth_root / "metadata")
+    assert len(frame) == meta.height and "slice_index" in frame.columns
+    assert not any(c.startswith("_") for c in frame.columns)  # internal columns never published
+
+
+def test_real_ge_series_all_accounted_for(real_ct_dir, ray_session, tmp_path):
+    assert main(["metadata", "--input", str(real_ct_dir), "--out", str(tmp_path)]) == 0
+    meta = pl.read_parquet(tmp_path / "metadata")
+    assert meta.height == list_inputs(real_ct_dir).height
+    assert meta.filter(pl.col("status") == "ok").height == 28
+    assert meta["manufacturer"].drop_nulls().str.to_uppercase().str.contains("GE").all()
+    assert meta.filter(pl.col("status") == "ok")["slice_index"].sort().to_list() == list(range(28))
+
+
+def test_parse_batch_keeps_its_schema_for_failure_only_batches(ray_session):
+    batch = pa.table({"path": ["/x/empty", "/x/junk"], "bytes": [b"", b"not dicom at all" * 40]})
+    out = parse_batch(batch)
+    assert out.schema == RAW_SCHEMA
+    assert out.column("status").to_pylist() == ["failed", "failed"]
+    assert out.column("error_type").to_pylist() == ["EmptyFileError", "NotDicomError"]
+    assert out.column("file_size").to_pylist() == [0, 640]
+
+
+def test_unexpected_exceptions_become_rows_with_their_type(ray_session, monkeypatch):
+    def boom(data, path):
+        raise KeyError("weird")
+
+    monkeypatch.setattr("ich_ray.data.metadata.read_slice", boom)
+    out = parse_batch(pa.table({"path": ["/x/a"], "bytes": [b"abc"]}))
+    assert out.column("error_type").to_pylist() == ["KeyError"]
+    assert "unexpected KeyError" in out.column("error").to_pylist()[0]
