@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from pydicom.pixels import apply_rescale, get_encoder
+from pydicom.pixels import apply_rescale, get_decoder, get_encoder
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from ich_ray.dicom import TruncatedFileError, needs_pxrepr_fix, read_dicom, read_slice, to_hu
+from ich_ray.dicom import (
+    TruncatedFileError,
+    UnsupportedTransferSyntaxError,
+    needs_pxrepr_fix,
+    read_dicom,
+    read_slice,
+    to_hu,
+)
 
 
 def test_hu_equals_apply_rescale_on_every_ge_file(real_ct_files):
@@ -79,3 +86,36 @@ def test_truncated_compressed_stream(write_ct, make_ct, ramp):
     with pytest.raises(TruncatedFileError, match="compressed|decoded") as info:
         read_slice(path)
     assert info.value.path == str(path)
+
+
+@pytest.fixture
+def jpeg_ls_file(write_ct, make_ct):
+    """A JPEG-LS slice whose codestream is garbage (a valid header around it is all the parser needs)."""
+    ds = make_ct(None, transfer_syntax=JPEGLSLossless)
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope = "-1024", "1"
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8\xff\xf7" + bytes(60)])
+    ds["PixelData"].VR = "OB"
+    return write_ct("jpegls.dcm", ds)
+
+
+def test_corrupt_stream_with_a_decoder_is_truncated_error(jpeg_ls_file):
+    assert get_decoder(JPEGLSLossless).is_available  # pylibjpeg-libjpeg handles JPEG-LS here
+    with pytest.raises(TruncatedFileError, match="could not be decoded"):
+        read_slice(jpeg_ls_file)
+
+
+def test_syntax_without_an_installed_plugin(jpeg_ls_file):
+    decoder = get_decoder(JPEGLSLossless)
+    if decoder.available_plugins != ("pylibjpeg",):
+        pytest.skip(f"expected only the pylibjpeg plugin for JPEG-LS, found {decoder.available_plugins}")
+    decoder.remove_plugin("pylibjpeg")  # as if pylibjpeg-libjpeg were not installed (pydicom's plugin API)
+    try:
+        with pytest.raises(UnsupportedTransferSyntaxError, match="JPEG-LS") as info:
+            read_slice(jpeg_ls_file)
+        assert info.value.path == str(jpeg_ls_file) and "requires" in info.value.reason
+    finally:
+        decoder.add_plugin("pylibjpeg", ("pydicom.pixels.decoders.pylibjpeg", "_decode_frame"))
+    assert decoder.is_available
