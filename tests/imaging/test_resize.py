@@ -39,3 +39,14 @@ def test_values_stay_in_range_and_constants_stay_constant():
 def test_bad_size():
     with pytest.raises(ValueError, match="size"):
         resize_square(np.zeros((4, 4), np.float32), 0)
+
+
+def test_matches_torch_antialiased_bilinear():
+    """The clean stage (Pillow) and any torch-side resize (torchvision Resize, antialias=True) agree."""
+    torch = pytest.importorskip("torch")
+    img = np.random.default_rng(2).random((96, 96, 3), dtype=np.float32)
+    ours = resize_square(img, 40)
+    theirs = torch.nn.functional.interpolate(
+        torch.from_numpy(img).permute(2, 0, 1)[None], size=(40, 40), mode="bilinear", antialias=True
+    )[0].permute(1, 2, 0)
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
