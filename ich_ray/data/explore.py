@@ -70,6 +70,7 @@ OVERVIEW_ROWS = {
     "bleed": "slices with bleed (any = 1)",
     "pxrepr_fixed": "pixel-representation fix applied",
     "blank": "blank slices (brain fraction < {threshold:g})",
+    "blank_bleed": "blank slices with bleed",
 }
 
 
@@ -84,6 +85,7 @@ def overview(meta: pl.DataFrame, min_brain_fraction: float) -> dict[str, int]:
         "bleed": int(ok["label_any"].eq(1).sum()),
         "pxrepr_fixed": int(ok["pxrepr_fixed"].fill_null(False).sum()),
         "blank": int(ok["img_pct_window"].lt(min_brain_fraction).sum()),
+        "blank_bleed": int((ok["img_pct_window"].lt(min_brain_fraction) & ok["label_any"].eq(1)).sum()),
     }
 
 
@@ -92,6 +94,24 @@ def overview_table(counts: dict[str, int], min_brain_fraction: float) -> pl.Data
         "what": [OVERVIEW_ROWS[k].format(threshold=min_brain_fraction) for k in counts],
         "count": list(counts.values()),
     })
+
+
+def summary_lines(counts: dict[str, int], min_brain_fraction: float) -> list[str]:
+    """The page's few sentences of text (the numbers are in the overview table too)."""
+    def share(part: int, whole: int) -> str:
+        return f"{100 * part / whole:.1f} %" if whole else "n/a"
+
+    c = counts
+    lines = [f"{c['files']:,} files: {c['ok']:,} readable, {c['failed']:,} failed ({share(c['failed'], c['files'])})."]
+    if c["labelled"]:
+        lines.append(f"{c['labelled']:,} of {c['ok']:,} readable slices are labelled; {c['bleed']:,} show a bleed "
+                     f"({share(c['bleed'], c['labelled'])} of the labelled).")
+    else:
+        lines.append("No labels: the label plots are empty (`ich-ray metadata --labels CSV` adds them).")
+    lines.append(f"The pixel-representation fix was applied to {c['pxrepr_fixed']:,} slices.")
+    blank = f"{c['blank']:,} slices fall below the brain fraction {min_brain_fraction:g}: `ich-ray clean` drops them"
+    lines.append(blank + (f"; {c['blank_bleed']:,} of them show a bleed." if c["labelled"] else "."))
+    return lines
 
 
 def class_balance(meta: pl.DataFrame) -> pl.DataFrame:
@@ -212,7 +232,7 @@ def write_report(data_root: str | Path, out_dir: str | Path | None = None, examp
     table = overview_table(counts, min_brain_fraction)
     sections = [report.Section("Overview", table=table, table_id="overview"),
                 *_sections(meta, out_dir, examples_per_subtype, min_brain_fraction)]
-    summary = [f"{what}: {count:,}" for what, count in table.iter_rows()]
+    summary = summary_lines(counts, min_brain_fraction)
     page = report.write_html(out_dir / "index.html", "ich-ray data report", summary, sections)
     log.info(
         "explore: %d files (%d ok, %d failed), %d labelled, %d with bleed, %d blank -> %s in %.1f s",

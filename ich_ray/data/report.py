@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ich_ray.imaging.windows import WINDOWS, apply_window
 
@@ -28,6 +29,13 @@ def _bars(ax, names: list[str], counts: list[int], *, horizontal: bool = False, 
     bars = (ax.barh if horizontal else ax.bar)(names, counts, color=color)
     ax.bar_label(bars, labels=[f"{c:,}" for c in counts], padding=2)
     ax.margins(x=0.15) if horizontal else ax.margins(y=0.15)
+    _integer_counts(ax.xaxis if horizontal else ax.yaxis)
+
+
+def _integer_counts(axis) -> None:
+    """Counts are whole numbers: no 0.5 ticks on small data sets, thousands separators on big ones."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
 
 
 def _say(ax, text: str) -> None:
@@ -48,6 +56,7 @@ def plot_class_balance(table: pl.DataFrame, labelled: bool) -> Figure:
     bars = ax.bar(table["class"], table["slices"], color=[colors[c] for c in table["class"]])
     ax.bar_label(bars, labels=[f"{n:,} ({p:.1f} %)" for n, p in table.select("slices", "percent").iter_rows()], padding=2)
     ax.margins(y=0.15)
+    _integer_counts(ax.yaxis)
     ax.set(xlabel="class", ylabel="readable slices")
     return fig
 
@@ -80,6 +89,7 @@ def plot_pixel_formats(table: pl.DataFrame) -> Figure:
     ]
     ax.bar_label(bars, labels=notes, padding=2, fontsize=9)
     ax.margins(y=0.35)
+    _integer_counts(ax.yaxis)
     ax.set(xlabel="pixel format", ylabel="readable slices")
     return fig
 
@@ -106,8 +116,11 @@ def plot_brain_fraction(slices: pl.DataFrame, min_brain_fraction: float, labelle
     ax.axvline(min_brain_fraction, color="black", linestyle="--",
                label=f"threshold {min_brain_fraction:g}: {below:,} of {slices.height:,} slices below")
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="brain fraction", ylabel="slices (log scale)")
-    ax.legend()
+    fig.legend(loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 

@@ -141,6 +141,7 @@ def test_overview_table_matches_polars_counts(labelled_report):
         "slices with bleed (any = 1)": (ok["label_any"] == 1).sum(),
         "pixel-representation fix applied": ok["pxrepr_fixed"].sum(),
         f"blank slices (brain fraction < {THRESHOLD:g})": (ok["img_pct_window"] < THRESHOLD).sum(),
+        "blank slices with bleed": ((ok["img_pct_window"] < THRESHOLD) & (ok["label_any"] == 1)).sum(),
     }
     got = {row["what"]: number(row["count"]) for row in as_dicts(parse_page(page).tables["overview"])}
     assert got == expected
