@@ -176,7 +176,7 @@ def render_slice(grid: Grid, t: float | None) -> Slice:
     csf = intracranial & ((depth < a.csf_rim_mm) | sulci | ventricles | cisterns)
     hu[csf] = CSF
     _skull_base(grid, t, hu, intracranial)
-    soft = intracranial & (hu > -100) & (hu < 200)
+    soft = intracranial & (hu > -20) & (hu < 200)
     return Slice(t, scale, depth, soft, sulci & soft, sulcus_mm, sulcus_depth, ventricles, cisterns, hu)
 
 
@@ -246,8 +246,12 @@ def _skull_base(grid: Grid, t: float, hu: np.ndarray, intracranial: np.ndarray) 
     for side in (-1, 1):  # petrous ridges run from the side of the skull towards the clivus
         bone |= grid.ellipse(side * 0.62 * lr, 0.18 * ap, 0.45 * lr * k, 0.08 * ap * k, -side * 0.55)
     floor = -ap * (1.05 - 0.45 * k) + 4 * np.sin(grid.x / 7 + 1.3) + 0.25 * np.abs(grid.x)
-    bone |= intracranial & (grid.y < floor)  # anterior cranial fossa floor / orbital roofs
+    front = intracranial & (grid.y < floor)  # below the anterior fossa: orbital roofs and ethmoid cells
+    bone |= front & (grid.y > floor - 6)
     hu[bone] = 900 + 500 * np.sin(3 * grid.x[bone] / lr + 5 * grid.y[bone] / ap) ** 2
+    cells = front & (grid.y <= floor - 6)
+    honeycomb = np.sin(grid.x[cells] / 2.2) * np.sin(grid.y[cells] / 2.2) > -0.2
+    hu[cells] = np.where(honeycomb, AIR + 150, 500)
     hu[grid.ellipse(0.0, -0.2 * ap, 0.09 * lr * k, 0.12 * ap * k)] = AIR  # sphenoid sinus
 
 

@@ -14,19 +14,16 @@ from ich_ray.synthetic.writer import SeriesHeader
 log = logging.getLogger(__name__)
 
 PREVIEW_WINDOWS = ("brain", "subdural", "bone")
+ABBREVIATIONS = {"epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH", "subarachnoid": "SAH",
+                 "subdural": "SDH"}
 MAX_COLUMNS = 10
 
 
 def pick_slices(labels: np.ndarray, max_columns: int = MAX_COLUMNS) -> list[int]:
-    """Evenly spaced slices from top to bottom, with the positive ones favoured."""
-    n = len(labels)
+    """Up to half the columns for bleed slices, the rest spread from the top of the scan to the bottom."""
     positive = np.flatnonzero(labels[:, -1])
     chosen = set(positive[np.linspace(0, len(positive) - 1, min(len(positive), max_columns // 2)).astype(int)])
-    spread = np.linspace(0, n - 1, n).astype(int)
-    for z in spread[np.argsort(np.abs(spread - n / 2))]:  # fill from the middle of the head outwards
-        if len(chosen) >= max_columns:
-            break
-        chosen.add(int(z))
+    chosen |= set(np.linspace(0, len(labels) - 1, max_columns - len(chosen)).astype(int))
     return sorted(int(z) for z in chosen)
 
 
@@ -49,7 +46,7 @@ def write_preview(path: str | Path, hu: np.ndarray, labels: np.ndarray, header: 
             if col == 0:
                 ax.set_ylabel(f"{name} {WINDOWS[name].center:g}/{WINDOWS[name].width:g}")
             if row == 0:
-                found = [s[:4] for s, v in zip(SUBTYPES, labels[z, :-1], strict=True) if v]
+                found = [ABBREVIATIONS[s] for s, v in zip(SUBTYPES, labels[z, :-1], strict=True) if v]
                 ax.set_title(f"z{z}" + (": " + ",".join(found) if found else ""), fontsize=8,
                              color="red" if labels[z, -1] else "black")
     fig.suptitle(f"synthetic study {header.patient_id} ({header.pixel_format}, {header.rows}x{header.cols}); "

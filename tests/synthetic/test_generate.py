@@ -169,3 +169,12 @@ def test_cli(tmp_path, capsys):
     assert rc == 0 and "slices/s" in out
     assert re.search(r"wrote (8|16) slices", out), out  # one study, or two with a follow-up
     assert (tmp_path / "labels.csv").is_file() and not list(tmp_path.rglob("*.png"))
+
+
+def test_preview_columns_cover_bleeds_and_the_whole_scan():
+    from ich_ray.synthetic.preview import pick_slices
+
+    labels = np.zeros((20, 6), np.uint8)
+    labels[8:12, [1, 5]] = 1
+    chosen = pick_slices(labels, max_columns=8)
+    assert 6 <= len(chosen) <= 8 and {8, 11} <= set(chosen) and chosen[0] == 0 and chosen[-1] == 19
