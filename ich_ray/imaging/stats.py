@@ -22,10 +22,12 @@ def pixel_stats(hu: np.ndarray) -> dict[str, float]:
     hu = np.asarray(hu, dtype=np.float32)
     if hu.size == 0:
         raise ValueError(f"pixel_stats: empty image of shape {hu.shape}")
+    # float32 accumulation: numpy sums pairwise, so a 512 x 512 slice agrees with float64 to ~1e-7
+    # relative, at half the cost (this runs once per file in the metadata stage).
     return {
         "img_min": float(hu.min()),
         "img_max": float(hu.max()),
-        "img_mean": float(hu.mean(dtype=np.float64)),
-        "img_std": float(hu.std(dtype=np.float64)),
+        "img_mean": float(hu.mean()),
+        "img_std": float(hu.std()),
         "img_pct_window": brain_fraction(hu),
     }

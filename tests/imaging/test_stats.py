@@ -30,3 +30,11 @@ def test_pixel_stats_on_a_known_image():
 def test_pixel_stats_rejects_empty():
     with pytest.raises(ValueError, match="empty"):
         pixel_stats(np.zeros((0, 5)))
+
+
+def test_float32_statistics_are_accurate_on_a_ct_sized_image():
+    rng = np.random.default_rng(0)
+    hu = rng.normal(-600, 700, (512, 512)).astype(np.float32)
+    stats = pixel_stats(hu)
+    assert stats["img_mean"] == pytest.approx(hu.astype(np.float64).mean(), rel=1e-5)
+    assert stats["img_std"] == pytest.approx(hu.astype(np.float64).std(), rel=1e-5)
