@@ -14,18 +14,6 @@ import numpy as np
 from PIL import Image
 
 
-def pad_to_square(img: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """Centre `img` (HxW or HxWxC) on a square canvas of side max(H, W) filled with `fill`."""
-    height, width = img.shape[:2]
-    side = max(height, width)
-    if height == width:
-        return img
-    out = np.full((side, side) + img.shape[2:], fill, dtype=img.dtype)
-    top, left = (side - height) // 2, (side - width) // 2
-    out[top : top + height, left : left + width] = img
-    return out
-
-
 def resize_square(img: np.ndarray, size: int, fill: float = 0.0) -> np.ndarray:
     """HxW or HxWxC -> size x size (x C) float32: pad to square with `fill`, then antialiased bilinear."""
     if not isinstance(size, (int, np.integer)) or size < 1:
@@ -33,17 +21,27 @@ def resize_square(img: np.ndarray, size: int, fill: float = 0.0) -> np.ndarray:
     img = np.asarray(img, dtype=np.float32)
     if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError(f"resize_square expects a non-empty HxW or HxWxC image, got shape {img.shape}")
-    square = pad_to_square(img, fill)
-    if square.shape[0] == size:
-        return np.ascontiguousarray(square)
-    if square.ndim == 2:
-        return _resize_plane(square, size)
-    out = np.empty((size, size, square.shape[2]), dtype=np.float32)
-    for c in range(square.shape[2]):
-        out[..., c] = _resize_plane(square[..., c], size)
+    planes = _square_planes(img if img.ndim == 3 else img[..., None], fill)
+    out = np.empty((size, size, planes.shape[0]), dtype=np.float32)
+    for c, plane in enumerate(planes):
+        out[..., c] = plane if plane.shape[0] == size else _resize_plane(plane, size)
+    return out if img.ndim == 3 else out[..., 0]
+
+
+def _square_offsets(height: int, width: int) -> tuple[int, int, int]:
+    side = max(height, width)
+    return side, (side - height) // 2, (side - width) // 2
+
+
+def _square_planes(img: np.ndarray, fill: float) -> np.ndarray:
+    """HxWxC -> C x S x S padded canvas: one copy, and every plane contiguous for Pillow."""
+    height, width, channels = img.shape
+    side, top, left = _square_offsets(height, width)
+    out = np.full((channels, side, side), fill, dtype=np.float32)
+    out[:, top : top + height, left : left + width] = img.transpose(2, 0, 1)
     return out
 
 
 def _resize_plane(plane: np.ndarray, size: int) -> np.ndarray:
-    image = Image.fromarray(np.ascontiguousarray(plane))  # float32 -> mode "F"
+    image = Image.fromarray(plane)  # a contiguous float32 plane -> mode "F"
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)

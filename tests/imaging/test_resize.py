@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ich_ray.imaging.resize import pad_to_square, resize_square
+from ich_ray.imaging.resize import resize_square
 
 
-def test_pad_to_square_centres_the_image():
-    img = np.ones((4, 8), dtype=np.float32)
-    out = pad_to_square(img, fill=-1)
-    assert out.shape == (8, 8)
+def test_padding_centres_the_image():
+    img = np.ones((4, 8, 2), dtype=np.float32)
+    out = resize_square(img, 8, fill=-1)  # already the target side once padded: padding only
+    assert out.shape == (8, 8, 2)
     assert (out[2:6] == 1).all() and (out[:2] == -1).all() and (out[6:] == -1).all()
+    np.testing.assert_array_equal(resize_square(img[..., 0].T, 8, fill=-1), out[..., 0].T)
 
 
 @pytest.mark.parametrize("shape", [(100, 50), (50, 100), (64, 64), (30, 70, 3), (200, 120, 9)])
