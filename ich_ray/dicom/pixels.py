@@ -61,7 +61,9 @@ def to_hu(ds: Dataset, path: str) -> tuple[np.ndarray, bool]:
 
 def decode_stored(ds: Dataset, path: str) -> np.ndarray:
     """The stored pixel values (before rescale) of a single greyscale frame."""
-    tsyntax = ds.file_meta.get("TransferSyntaxUID")
+    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if tsyntax is None:
+        raise UnsupportedTransferSyntaxError(path, "no Transfer Syntax UID: the pixel encoding is unknown")
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError as exc:

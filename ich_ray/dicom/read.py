@@ -60,7 +60,11 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
 
 
 def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """One metadata row (header record + pixel stats + `pxrepr_fixed`) and the float32 HU image."""
+    """One metadata row (header record + pixel stats + `pxrepr_fixed`) and the float32 HU image.
+
+    The metadata stage's per-file call. Raises what `read_dicom` and `pixels.to_hu` raise (all
+    `DicomReadError`s naming `path`, plus UnsupportedTransferSyntaxError / UnsupportedImageError).
+    """
     name = _display_name(source, path)
     ds = read_dicom(source, name)
     hu, fixed = to_hu(ds, name)

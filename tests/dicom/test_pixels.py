@@ -119,3 +119,10 @@ def test_syntax_without_an_installed_plugin(jpeg_ls_file):
     finally:
         decoder.add_plugin("pylibjpeg", ("pydicom.pixels.decoders.pylibjpeg", "_decode_frame"))
     assert decoder.is_available
+
+
+def test_dataset_without_transfer_syntax(make_ct, ramp):
+    ds = make_ct(ramp)
+    del ds.file_meta.TransferSyntaxUID
+    with pytest.raises(UnsupportedTransferSyntaxError, match="in-memory: no Transfer Syntax UID"):
+        to_hu(ds, "in-memory")
