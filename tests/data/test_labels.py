@@ -82,11 +82,14 @@ def test_missing_subtype_rows_give_null_labels(tmp_path):
 @pytest.mark.parametrize(
     "bad_line, message",
     [
-        ("ID_aaa_hematoma,1", "unknown subtype hematoma"),
-        ("ID_aaa_epidural,2", "label must be 0 or 1, got 2"),
-        ("ID_aaa_epidural,", "label must be 0 or 1, got <empty>"),
-        ("aaa_epidural,1", "bad ID"),
+        ("ID_aaa_hematoma,1", "unknown subtype 'hematoma' in ID_aaa_hematoma"),
+        ("ID_aaa_epidural,2", "label must be 0 or 1, got '2' for ID_aaa_epidural"),
+        ("ID_aaa_epidural,", "label must be 0 or 1, got ''"),
+        ("ID_aaa_epidural,yes", "label must be 0 or 1, got 'yes'"),
+        ("aaa_epidural,1", "bad ID .*'aaa_epidural'"),
         ("ID_epidural,1", "bad ID"),
+        ("ID__epidural,1", "bad ID"),
+        (",1", "bad ID .*''"),
     ],
 )
 def test_malformed_lines_raise_with_file_and_line_number(tmp_path, bad_line, message):
@@ -100,7 +103,7 @@ def test_malformed_lines_raise_with_file_and_line_number(tmp_path, bad_line, mes
 
 def test_first_of_several_malformed_lines_is_named(tmp_path):
     rows = image_rows("aaa") + ["ID_bbb_any,7", "ID_ccc_nope,1"]
-    with pytest.raises(ValueError, match=r"line 8: label must be 0 or 1, got 7 .*\(and 1 more"):
+    with pytest.raises(ValueError, match=r"line 8: label must be 0 or 1, got '7' .*\(and 1 more"):
         read_rsna_labels(write_csv(tmp_path / "l.csv", rows))
 
 
