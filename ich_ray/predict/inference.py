@@ -120,7 +120,8 @@ def predict_slices(ordered: pl.DataFrame, spec: ModelSpec, state: dict, batch_si
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     actors = actors or default_actors()
     items = rows.select("path", pl.col("prev_path").fill_null(""), pl.col("next_path").fill_null(""))
-    blocks = max(1, min(rows.height // batch_size, 4 * actors))
+    blocks = max(1, min(-(-rows.height // batch_size), 4 * actors))
+    actors = min(actors, blocks)  # an actor with no block to work on only costs its start-up
     table = items.to_arrow()
     step = -(-table.num_rows // blocks)
     ds = ray.data.from_arrow([table.slice(start, step) for start in range(0, table.num_rows, step)])
