@@ -1,0 +1,192 @@
+"""Benchmark of the preprocessing stages on synthetic 512x512 head CT (not a test).
+
+Prints, as its last line::
+
+    metadata_per_core_vs_bare=X clean_vs_naive=Y clean_2w_vs_1w=Z rss_10x_ratio=W
+
+- metadata_per_core_vs_bare: our metadata stage's files/s per Ray CPU over a bare single-process
+  `pydicom.dcmread` + `pixel_array` loop over the same files (goal >= 0.85);
+- clean_vs_naive: our clean stage on 2 CPUs over a naive single-process loop doing the same work (read, HU,
+  prepare_slice, encode) (goal >= 1.7);
+- clean_2w_vs_1w: our clean stage on 2 CPUs over 1 CPU (goal >= 1.7);
+- rss_10x_ratio: peak memory of the whole process tree (driver, raylet, Ray workers: the sum of their
+  proportional set sizes, so shared memory counts once) for metadata + clean over 10x the files, over 1x
+  (goal <= 1.3).
+
+Each Ray measurement runs in its own subprocess with its own local Ray (`--cpus`), so CPU counts and peak
+memory are clean. Stage timings are steady state: each timed subprocess first runs the stage once on the
+small set, so Ray's worker start-up (seconds, paid once per cluster) is not charged to the stage.
+
+    python bench/preprocess.py [--patients 4] [--scale 10] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def tree_pss(proc) -> int:
+    """Sum of PSS (RSS where PSS is unavailable) over a process and all its descendants."""
+    import psutil
+
+    total = 0
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:  # the tree changes while we walk it
+        return 0
+    for p in tree:
+        try:
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def run_child(args: list[str]) -> tuple[dict, int]:
+    """Run this script in child mode; returns its JSON result and the peak PSS of its process tree."""
+    import psutil
+
+    child = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    proc, peak, done = psutil.Process(child.pid), 0, threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_pss(proc))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = child.communicate()
+    done.set()
+    sampler.join()
+    if child.returncode != 0:
+        raise RuntimeError(f"child {args} failed with exit code {child.returncode}")
+    return json.loads(out.strip().splitlines()[-1]), peak
+
+
+def child_main(ns) -> None:
+    """Child mode: start Ray with `--cpus`, optionally warm up, run the stage(s), print JSON timings."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from ich_ray.data.clean import CleanConfig, run_clean
+    from ich_ray.data.metadata import MetadataConfig, run_metadata
+    from ich_ray.ray_utils import init_ray
+
+    init_ray(num_cpus=ns.cpus, object_store_memory=512 * 1024**2, log_to_driver=False)
+    result = {}
+    if ns.warmup:
+        scratch = Path(ns.root).with_name(Path(ns.root).name + "-warmup")
+        run_metadata(MetadataConfig(input=ns.warmup, out=str(scratch)))
+        if "clean" in ns.stages:
+            run_clean(CleanConfig(data=str(scratch)))
+    if "metadata" in ns.stages:
+        s = run_metadata(MetadataConfig(input=ns.input, out=ns.root))
+        result["metadata"] = {"files": s.files_in, "seconds": s.seconds}
+    if "clean" in ns.stages:
+        s = run_clean(CleanConfig(data=ns.root))
+        result["clean"] = {"files": s.ok + s.filtered + s.failed, "images": s.ok, "seconds": s.seconds}
+    print(json.dumps(result))
+
+
+def bare_loop(paths: list[str]) -> float:
+    """files/s of the plainest possible single-process read: dcmread + pixel_array."""
+    import pydicom
+
+    start = time.perf_counter()
+    for path in paths:
+        try:
+            pydicom.dcmread(path).pixel_array  # noqa: B018 - the decode is the work being timed
+        except Exception:  # the malformed files fail here too; they still cost their read
+            pass
+    return len(paths) / (time.perf_counter() - start)
+
+
+def naive_clean(root: Path) -> float:
+    """files/s of a single-process loop doing clean's work on the slices clean keeps."""
+    import polars as pl
+
+    from ich_ray.dicom.pixels import to_hu
+    from ich_ray.dicom.read import read_dicom
+    from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
+
+    recipe = CleanRecipe()
+    meta = pl.read_parquet(root / "metadata").filter((pl.col("status") == "ok") & (pl.col("img_pct_window") >= 0.02))
+    paths = meta["path"].to_list()
+    start = time.perf_counter()
+    for path in paths:
+        hu, _ = to_hu(read_dicom(path, path), path)
+        encode_slice(prepare_slice(hu, recipe), recipe)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def generate(work: Path, patients: int, scale: int) -> tuple[Path, Path]:
+    from ich_ray.synthetic.generate import generate_dataset
+
+    small, large = work / "synth-1x", work / "synth-10x"
+    if not (small / "dicom").is_dir():
+        generate_dataset(small, patients=patients, size=512, seed=1)
+    if not (large / "dicom").is_dir():
+        generate_dataset(large, patients=patients * scale, size=512, seed=2)
+    return small / "dicom", large / "dicom"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=4, help="patients in the 1x set (~27 files each)")
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--work", default=None, help="folder for data (default: a temp folder)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cpus", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--stages", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", default=None, help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.child:
+        child_main(ns)
+        return
+    from ich_ray.data.io import list_inputs
+
+    work = Path(ns.work or tempfile.mkdtemp(prefix="ich-ray-bench-"))
+    small, large = generate(work, ns.patients, ns.scale)
+    paths = list_inputs(large)["path"].to_list()
+    print(f"data: {len(list_inputs(small))} files (1x), {len(paths)} files ({ns.scale}x), 512 px, in {work}")
+
+    bare = bare_loop(paths)
+    timed, _ = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(large),
+                          "--root", str(work / "root-2cpu"), "--warmup", str(small)])
+    meta_rate = timed["metadata"]["files"] / timed["metadata"]["seconds"]
+    clean2 = timed["clean"]["images"] / timed["clean"]["seconds"]
+    naive = naive_clean(work / "root-2cpu")
+    one, _ = run_child(["--child", "--cpus", "1", "--stages", "metadata,clean", "--input", str(large),
+                        "--root", str(work / "root-1cpu"), "--warmup", str(small)])
+    clean1 = one["clean"]["images"] / one["clean"]["seconds"]
+    _, rss_small = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(small),
+                              "--root", str(work / "rss-1x")])
+    _, rss_large = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(large),
+                              "--root", str(work / "rss-10x")])
+    print(f"bare dcmread+pixel_array: {bare:.1f} files/s (1 process)")
+    print(f"metadata stage, 2 CPUs: {meta_rate:.1f} files/s = {meta_rate / 2:.1f} per CPU")
+    print(f"clean: naive {naive:.1f} files/s (1 process), ours {clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs)")
+    print(f"peak tree PSS: {rss_small / 2**20:.0f} MiB (1x), {rss_large / 2**20:.0f} MiB ({ns.scale}x)")
+    print(
+        f"metadata_per_core_vs_bare={meta_rate / 2 / bare:.2f} clean_vs_naive={clean2 / naive:.2f} "
+        f"clean_2w_vs_1w={clean2 / clean1:.2f} rss_10x_ratio={rss_large / rss_small:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from PIL import Image
+
+from ich_ray.cli.main import main
+from ich_ray.data.io import list_inputs
+from ich_ray.imaging.recipe import CleanRecipe, decode_slice
+from ich_ray.labels import LABEL_COLUMNS
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def pipeline(synth_dir, ray_session, tmp_path_factory):
+    """metadata -> clean from the CLI at the real 256 px size, with the flat .jpg export; logs captured."""
+    root = tmp_path_factory.mktemp("clean-root")
+    export = tmp_path_factory.mktemp("jpg")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("ich_ray").addHandler(handler)
+    try:
+        args = ["metadata", "--input", str(synth_dir / "dicom"), "--out", str(root), "--labels", str(synth_dir / "labels.csv")]
+        assert main(args) == 0
+        assert main(["clean", "--data", str(root), "--size", "256", "--export-jpg", str(export)]) == 0
+    finally:
+        logging.getLogger("ich_ray").removeHandler(handler)
+    return root, export, [r.getMessage() for r in records]
+
+
+def test_images_decode_to_256x256x3_with_ids_labels_and_recipe(pipeline):
+    root, _, _ = pipeline
+    images = pl.read_parquet(root / "images")
+    assert images.height > 0
+    recipe = CleanRecipe.from_json(images["recipe"][0])
+    assert recipe.size == 256 and recipe.channels == 3
+    for data in images["image"].head(5):
+        img = decode_slice(data, recipe)
+        assert img.shape == (256, 256, 3) and img.dtype == np.uint8 and img.max() > 0
+    assert set(images["height"]) == {256} and set(images["channels"]) == {3}
+    assert all(images.schema[c] == pl.Int8 for c in LABEL_COLUMNS)
+    meta = pl.read_parquet(root / "metadata")
+    joined = images.join(meta, on="sop_instance_uid", suffix="_m")
+    assert joined.height == images.height
+    assert (joined["slice_index"] == joined["slice_index_m"]).all()
+    assert (joined["label_any"] == joined["label_any_m"]).all()
+    assert len(pd.read_parquet(root / "images", columns=["sop_instance_uid", "image"])) == images.height
+
+
+def test_every_input_is_accounted_for(synth_dir, pipeline):
+    root, _, logs = pipeline
+    n_in = list_inputs(synth_dir / "dicom").height
+    meta = pl.read_parquet(root / "metadata")
+    ok = meta.filter(pl.col("status") == "ok")
+    n_filtered = ok.filter(pl.col("img_pct_window") < 0.02).height
+    n_images = pl.read_parquet(root / "images").height
+    n_failed = pl.read_parquet(root / "quarantine").height
+    assert n_filtered > 0  # the synthetic studies have blank slices above and below the head
+    assert n_in == n_images + n_filtered + n_failed
+    summary = [m for m in logs if m.startswith("clean:") and "files in" in m]
+    assert summary and f"{n_in} files in, {n_images} ok, {n_filtered} filtered, {n_failed} failed" in summary[-1]
+
+
+def test_flat_jpg_export_holds_one_file_per_image(pipeline):
+    root, export, _ = pipeline
+    sops = set(pl.read_parquet(root / "images")["sop_instance_uid"])
+    files = sorted(export.iterdir())
+    assert {f.stem for f in files} == sops and {f.suffix for f in files} == {".jpg"}
+    with Image.open(files[0]) as im:
+        assert im.format == "JPEG" and im.size == (256, 256) and im.mode == "RGB"
+
+
+def contains_phi(text: str, phi: list[str]) -> str | None:
+    for value in phi:
+        # dates are digit runs: match them whole, so a long UID that happens to contain the digits is not a hit
+        pattern = rf"(?<!\d){re.escape(value)}(?!\d)" if value.isdigit() else re.escape(value)
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return value
+    return None
+
+
+def test_no_phi_in_any_output_or_log(synth_dir, pipeline):
+    root, export, logs = pipeline
+    phi = json.loads((synth_dir / "phi_values.json").read_text())
+    assert phi
+    for table in ("metadata", "quarantine", "images"):
+        frame = pl.read_parquet(root / table)
+        for column, dtype in frame.schema.items():
+            if dtype == pl.Binary:
+                continue
+            for value in frame[column].cast(pl.String).drop_nulls().unique():
+                assert contains_phi(value, phi) is None, f"{table}.{column} leaks {value!r}"
+    for message in logs:
+        assert contains_phi(message, phi) is None, f"log leaks: {message!r}"
+    names = " ".join(p.name for p in export.iterdir())
+    assert contains_phi(names, phi) is None
+
+
+def test_context_makes_nine_channel_png(synth_dir, ray_session, tmp_path):
+    assert main(["metadata", "--input", str(synth_dir / "dicom"), "--out", str(tmp_path)]) == 0
+    assert main(["clean", "--data", str(tmp_path), "--size", "64", "--context"]) == 0
+    images = pl.read_parquet(tmp_path / "images")
+    recipe = CleanRecipe.from_json(images["recipe"][0])
+    assert recipe.context and recipe.channels == 9
+    img = decode_slice(images["image"][0], recipe)
+    assert img.shape == (64, 64, 9)
+    # the middle plane of each window is this slice; the neighbours differ from it somewhere in the series
+    assert any(
+        not np.array_equal(decode_slice(d, recipe)[..., 0], decode_slice(d, recipe)[..., 1]) for d in images["image"]
+    )
+
+
+def test_clean_without_metadata_says_what_to_run(ray_session, tmp_path, capsys):
+    assert main(["clean", "--data", str(tmp_path)]) == 1
+    assert "run `ich-ray metadata" in capsys.readouterr().err
+
+
+def test_export_needs_three_channels(tmp_path, capsys):
+    assert main(["clean", "--data", str(tmp_path), "--windows", "brain", "--export-jpg", str(tmp_path / "j")]) == 1
+    assert "3-channel" in capsys.readouterr().err
