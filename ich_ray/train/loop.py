@@ -1,0 +1,121 @@
+"""Pure-torch epoch loops, testable without Ray: train one epoch, predict over a validation stream.
+
+Batches are dicts of tensors already on the device: `image` uint8 [B, C, H, W], `labels` float [B, L],
+`uid_hash` int64 [B] (a stable id per slice so gathered predictions can be checked for drops/duplicates).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ich_ray.train.amp import AmpStepper
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    stepper: AmpStepper,
+    scheduler=None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> EpochStats:
+    """One pass over `batches`: prepare (resize + normalise), augment, forward under autocast, one step each."""
+    model.train()
+    start, loss_sum, seen = time.perf_counter(), 0.0, 0
+    for batch in batches:
+        x = prepare(batch["image"])
+        if augment is not None:
+            x = augment(x)
+        y = batch["labels"]
+        with stepper.autocast():
+            loss = criterion(model(x), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} after {seen} images; lower the learning rate")
+        stepper.step(loss, optimizer, model.parameters())
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.detach().item() * len(y)
+        seen += len(y)
+    return EpochStats(loss_sum / max(seen, 1), seen, time.perf_counter() - start)
+
+
+@dataclass
+class Predictions:
+    """Validation outputs of one worker (or all of them, once gathered)."""
+
+    y_true: np.ndarray  # [N, L]
+    y_prob: np.ndarray  # [N, L]
+    uid_hash: np.ndarray  # [N]
+    loss_sum: float
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(len(self.uid_hash), 1)
+
+    @classmethod
+    def concat(cls, parts: list[Predictions]) -> Predictions:
+        return cls(
+            np.concatenate([p.y_true for p in parts]),
+            np.concatenate([p.y_prob for p in parts]),
+            np.concatenate([p.uid_hash for p in parts]),
+            sum(p.loss_sum for p in parts),
+        )
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    criterion: nn.Module,
+    stepper: AmpStepper,
+    num_labels: int,
+    keep_images: int = 0,
+) -> tuple[Predictions, np.ndarray]:
+    """Sigmoid probabilities over `batches`, plus the first `keep_images` uint8 images [N, H, W, C] for plots."""
+    model.eval()
+    y_true, y_prob, uids, kept = [], [], [], []
+    loss_sum, kept_n = 0.0, 0
+    for batch in batches:
+        y = batch["labels"]
+        with stepper.autocast():
+            logits = model(prepare(batch["image"]))
+        loss_sum += criterion(logits.float(), y).item() * len(y)
+        y_true.append(y.float().cpu().numpy())
+        y_prob.append(torch.sigmoid(logits.float()).cpu().numpy())
+        uids.append(batch["uid_hash"].cpu().numpy())
+        if kept_n < keep_images:
+            take = batch["image"][: keep_images - kept_n].permute(0, 2, 3, 1).cpu().numpy()
+            kept.append(take)
+            kept_n += len(take)
+    preds = Predictions(
+        np.concatenate(y_true) if y_true else np.zeros((0, num_labels), np.float32),
+        np.concatenate(y_prob) if y_prob else np.zeros((0, num_labels), np.float32),
+        np.concatenate(uids) if uids else np.zeros((0,), np.int64),
+        loss_sum,
+    )
+    return preds, (np.concatenate(kept) if kept else np.zeros((0, 1, 1, 1), np.uint8))
