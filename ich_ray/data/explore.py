@@ -169,21 +169,24 @@ def pick_examples(meta: pl.DataFrame, subtype: str, n: int) -> pl.DataFrame:
         meta.filter(OK & pl.col(column).eq(1))
         .sort(n_positive, pl.col("img_pct_window"), pl.col("path"), descending=[False, True, False])
         .head(n)
-        .select("path")
+        .select("path", *LABEL_COLUMNS)
     )
 
 
 def read_examples(meta: pl.DataFrame, subtype: str, n: int) -> list[tuple[str, np.ndarray | None]]:
-    """(file name, HU image) of the chosen examples; None for a file that can no longer be read."""
+    """(caption, HU image) of the chosen examples; None for a file that can no longer be read.
+    The caption is the file name and, on a second line, every label the slice carries."""
     from ich_ray.dicom import DicomReadError, read_slice
 
     out = []
-    for path in pick_examples(meta, subtype, n)["path"]:
+    for row in pick_examples(meta, subtype, n).iter_rows(named=True):
+        path = row["path"]
+        caption = Path(path).name + "\n" + ", ".join(s for s in SUBTYPES if row[f"label_{s}"] == 1)
         try:
-            out.append((Path(path).name, read_slice(path, path)[1]))
+            out.append((caption, read_slice(path, path)[1]))
         except (DicomReadError, OSError) as exc:
             log.warning("example slice for %s cannot be read: %s", subtype, exc)
-            out.append((Path(path).name, None))
+            out.append((caption, None))
     return out
 
 

@@ -136,23 +136,33 @@ def plot_failures(table: pl.DataFrame) -> Figure:
     return fig
 
 
+def _short(name: str, keep: int = 14) -> str:
+    """Long UID-like file names, cut in the middle so each row label fits under its image."""
+    return name if len(name) <= 2 * keep + 1 else f"{name[:keep]}...{name[-keep:]}"
+
+
 def plot_examples(subtype: str, slices: list[tuple[str, np.ndarray | None]]) -> Figure:
-    """Each example (name, HU image or None when unreadable) as a row, in the brain, subdural and bone windows."""
+    """Each example (caption, HU image or None when unreadable) as a row, in the brain, subdural and bone
+    windows (columns). The caption's first line is the file name."""
     rows = max(1, len(slices))
-    fig = Figure(figsize=(3 * len(EXAMPLE_WINDOWS), 3 * rows + 0.5), layout="constrained")
+    fig = Figure(figsize=(3 * len(EXAMPLE_WINDOWS), 3 * rows + 0.6), layout="constrained")
     fig.suptitle(f"{subtype}: example slices", fontsize=14)
     axes = fig.subplots(rows, len(EXAMPLE_WINDOWS), squeeze=False)
+    for ax, name in zip(axes[0], EXAMPLE_WINDOWS, strict=True):
+        ax.set_title(f"{name} window ({WINDOWS[name].center:g}/{WINDOWS[name].width:g})", fontsize=10)
     if not slices:
         for ax in axes[0]:
             _say(ax, "no positive slices")
-    for row, (name, hu) in zip(axes, slices, strict=False):
-        for ax, window in zip(row, (WINDOWS[w] for w in EXAMPLE_WINDOWS), strict=True):
+    for row, (caption, hu) in zip(axes, slices, strict=False):
+        for ax, name in zip(row, EXAMPLE_WINDOWS, strict=True):
             if hu is None:
                 _say(ax, "unreadable")
             else:
-                ax.imshow(apply_window(hu, window), cmap="gray", vmin=0, vmax=1)
-                ax.axis("off")
-            ax.set_title(f"{window.name} window ({window.center:g}/{window.width:g})\n{name}", fontsize=9)
+                ax.imshow(apply_window(hu, WINDOWS[name]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        first, _, rest = caption.partition("\n")
+        row[0].set_ylabel("\n".join(filter(None, (_short(first), rest))), fontsize=9)
     return fig
 
 
