@@ -26,13 +26,17 @@ def pipeline(synth_dir, ray_session, tmp_path_factory):
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("ich_ray").addHandler(handler)
+    logger = logging.getLogger("ich_ray")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)  # every message any stage logs is checked for PHI
     try:
         args = ["metadata", "--input", str(synth_dir / "dicom"), "--out", str(root), "--labels", str(synth_dir / "labels.csv")]
         assert main(args) == 0
         assert main(["clean", "--data", str(root), "--size", "256", "--export-jpg", str(export)]) == 0
     finally:
-        logging.getLogger("ich_ray").removeHandler(handler)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     return root, export, [r.getMessage() for r in records]
 
 
