@@ -1,0 +1,154 @@
+"""Training data: the images/ index on the driver (split, checks) and Ray Data pipelines that decode slices.
+
+The driver reads only the small columns (ids, labels, shape, recipe) to split by patient and to fail fast on
+bad input; image bytes are read and decoded by Ray Data tasks (`map_batches`), never on the driver.
+Each batch leaving the pipeline is `image` uint8 [B, C, H, W], `labels` float32 [B, L] and `uid_hash` int64
+[B] (a stable 63-bit hash of sop_instance_uid, so gathered validation predictions can be audited).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ich_ray.data.io import parquet_files
+from ich_ray.data.splits import check_split, make_split
+from ich_ray.imaging.recipe import CleanRecipe, decode_slice
+from ich_ray.labels import label_column
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("sop_instance_uid", "patient_id")
+SHAPE_COLUMNS = ("height", "width", "channels", "recipe")
+
+
+def image_files(root: str | Path) -> list[Path]:
+    files = parquet_files(Path(root) / "images")
+    if not files:
+        raise FileNotFoundError(f"no images table: {Path(root) / 'images'} holds no Parquet files (run `ich-ray clean`)")
+    return [f.resolve() for f in files]
+
+
+def uid_hash(uids) -> np.ndarray:
+    """Stable int64 id per sop_instance_uid (blake2b, 63 bits: never negative, same on every worker)."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(str(u).encode(), digest_size=8).digest(), "big") >> 1 for u in uids],
+        dtype=np.int64,
+    )
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """What the driver decided before any worker starts."""
+
+    files: tuple[str, ...]
+    labels: tuple[str, ...]
+    split_key: str  # column the validation keys refer to
+    valid_keys: tuple[str, ...]
+    positives_only: bool
+    in_channels: int
+    recipe_json: str
+    stored_size: int
+    n_train: int
+    n_valid: int
+
+
+def _read_index(files: list[Path], labels: tuple[str, ...]) -> pl.DataFrame:
+    columns = [*ID_COLUMNS, *SHAPE_COLUMNS, *(label_column(n) for n in labels)]
+    schema = pl.read_parquet_schema(files[0])
+    missing = [c for c in columns if c not in schema]
+    if missing:
+        raise ValueError(f"images table {files[0].parent} lacks column(s) {', '.join(missing)}")
+    return pl.read_parquet(files, columns=columns)
+
+
+def _single(index: pl.DataFrame, column: str):
+    values = index[column].unique().to_list()
+    if len(values) != 1:
+        raise ValueError(f"images table mixes {len(values)} values of {column!r} ({values[:3]}...); train on one recipe")
+    return values[0]
+
+
+def plan_data(root: str | Path, labels: tuple[str, ...], split: str, valid_fraction: float, seed: int,
+              positives_only: bool = False) -> DataPlan:
+    """Read the index, drop unlabelled rows, split, and check both splits (empty / single-class -> error)."""
+    files = image_files(root)
+    index = _read_index(files, labels)
+    label_cols = [label_column(n) for n in labels]
+    usable = index.drop_nulls(label_cols)
+    if positives_only:
+        if "label_any" not in usable.columns:
+            raise ValueError("positives_only needs the label_any column")
+        usable = usable.filter(pl.col("label_any") == 1)
+    log.info("images table: %d rows, %d labelled%s", index.height, usable.height,
+             ", bleed-positive only" if positives_only else "")
+    if usable.height == 0:
+        raise ValueError(f"no usable labelled slices in {Path(root) / 'images'} (labels {', '.join(labels)})")
+    is_valid = make_split(usable["patient_id"].to_numpy(), split, valid_fraction, seed)
+    check_split(usable.select(label_cols).to_numpy(), is_valid, labels)
+    key = "patient_id" if split == "patient" else "sop_instance_uid"
+    height, width = _single(usable, "height"), _single(usable, "width")
+    if height != width:
+        raise ValueError(f"images are {height}x{width}; training expects square images (CleanRecipe.size)")
+    return DataPlan(
+        files=tuple(str(f) for f in files),
+        labels=tuple(labels),
+        split_key=key,
+        valid_keys=tuple(sorted(set(usable.filter(pl.Series(is_valid))[key].to_list()))),
+        positives_only=positives_only,
+        in_channels=int(_single(usable, "channels")),
+        recipe_json=str(_single(usable, "recipe")),
+        stored_size=int(height),
+        n_train=int((~is_valid).sum()),
+        n_valid=int(is_valid.sum()),
+    )
+
+
+def select_rows(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.Table:
+    """The rows of `batch` in the requested split, labelled (and bleed-positive when asked)."""
+    in_valid = pc.is_in(batch[plan.split_key], value_set=pa.array(plan.valid_keys, type=pa.string()))
+    mask = in_valid if valid else pc.invert(in_valid)
+    for name in plan.labels:
+        mask = pc.and_(mask, pc.is_valid(batch[label_column(name)]))
+    if plan.positives_only:
+        mask = pc.and_(mask, pc.equal(batch["label_any"], 1))
+    return batch.filter(pc.fill_null(mask, False))
+
+
+def decode_batch(batch: pa.Table, plan: DataPlan, valid: bool) -> dict[str, np.ndarray]:
+    """Ray Data batch fn: select split rows, decode image bytes to uint8 [B, C, H, W], stack labels."""
+    rows = select_rows(batch, plan, valid)
+    recipe = CleanRecipe.from_json(plan.recipe_json)
+    images = [decode_slice(data, recipe) for data in rows["image"].to_pylist()]
+    stacked = np.stack(images).transpose(0, 3, 1, 2) if images else np.zeros(
+        (0, plan.in_channels, plan.stored_size, plan.stored_size), np.uint8)
+    labels = np.stack([rows[label_column(n)].to_numpy(zero_copy_only=False) for n in plan.labels], axis=1)
+    return {
+        "image": np.ascontiguousarray(stacked),
+        "labels": labels.astype(np.float32).reshape(len(images), len(plan.labels)),
+        "uid_hash": uid_hash(rows["sop_instance_uid"].to_pylist()),
+    }
+
+
+def build_datasets(plan: DataPlan, batch_rows: int = 64) -> dict:
+    """Lazy Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks."""
+    import ray.data
+
+    columns = sorted({*ID_COLUMNS, "image", *(label_column(n) for n in plan.labels),
+                      *(["label_any"] if plan.positives_only else [])})
+    out = {}
+    for name, valid in (("train", False), ("valid", True)):
+        ds = ray.data.read_parquet(list(plan.files), columns=columns)
+        out[name] = ds.map_batches(
+            decode_batch, batch_format="pyarrow", batch_size=batch_rows,
+            fn_kwargs={"plan": plan, "valid": valid},
+        )
+    out["train"] = out["train"].randomize_block_order()
+    return out

@@ -1,0 +1,56 @@
+"""Rank-0 run artifacts: the model's metadata contract and the end-of-training figures and model."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from torch import nn
+
+from ich_ray.train.loop import Predictions
+from ich_ray.train.metrics import compute_metrics
+
+log = logging.getLogger(__name__)
+
+PREDICTION_GRID_IMAGES = 16
+
+
+def model_metadata(arch: str, task: str, labels, recipe_json: str, in_channels: int, image_size: int,
+                   mean, std) -> dict:
+    """Everything `predict` needs to rebuild the preprocessing; stored with the model and in checkpoints."""
+    return {
+        "arch": arch,
+        "task": task,
+        "labels": list(labels),
+        "recipe": recipe_json,
+        "in_channels": int(in_channels),
+        "image_size": int(image_size),
+        "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
+    }
+
+
+def epoch_metrics(preds: Predictions, labels, train_loss: float, lr: float, images: int, seconds: float,
+                  epoch_seconds: float) -> dict[str, float]:
+    """The per-epoch metric dict with the contract's names."""
+    metrics = {"train_loss": train_loss, "valid_loss": preds.loss, "lr": lr,
+               "images_per_s": images / seconds if seconds > 0 else float("nan"), "epoch_time_s": epoch_seconds}
+    metrics.update(compute_metrics(preds.y_true, preds.y_prob, labels))
+    return metrics
+
+
+def log_final(tracker, history: list[dict], preds: Predictions, images: np.ndarray, labels,
+              model: nn.Module, metadata: dict, register_as: str | None) -> None:
+    """Loss curves, ROC, confusion matrices, prediction grid, and the model with its metadata."""
+    from ich_ray.tracking import plots
+
+    labels = list(labels)
+    tracker.log_figure(plots.loss_curves(history), "loss_curves.png")
+    tracker.log_figure(plots.roc_curves(preds.y_true, preds.y_prob, labels), "roc_curves.png")
+    tracker.log_figure(plots.confusion_matrices(preds.y_true, preds.y_prob, labels), "confusion_matrices.png")
+    n = min(len(images), PREDICTION_GRID_IMAGES)
+    if n:
+        # images were kept from this rank's first validation batches, which lead the gathered predictions
+        tracker.log_figure(plots.prediction_grid(images[:n], preds.y_true[:n], preds.y_prob[:n], labels),
+                           "prediction_grid.png")
+    tracker.log_dict({"history": history}, "history.json")
+    tracker.log_model(model, name="model", metadata=metadata, registered_model_name=register_as)
