@@ -42,9 +42,12 @@ class OneCycle:
     a resumed run must never crash training)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, pct_start: float = 0.25):
-        self.total_steps = total_steps
+        # torch divides by each phase's length: both phases need >= 1 step, so tiny runs get >= 3 steps and a
+        # warm-up of at least 2 (OneCycleLR's phase ends at pct_start * total - 1).
+        self.total_steps = max(3, total_steps)
+        pct_start = min(max(pct_start, 2 / self.total_steps), (self.total_steps - 1) / self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
+            optimizer, max_lr=max_lr, total_steps=self.total_steps, pct_start=pct_start
         )
 
     def step(self) -> None:

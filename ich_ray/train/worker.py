@@ -54,6 +54,8 @@ def build_parts(cfg: TrainConfig, plan: DataPlan, lr: float, world_size: int, de
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     spec = get_spec(cfg.arch)
     model = create_model(cfg.arch, len(plan.labels), plan.in_channels, cfg.pretrained, cfg.weights_path).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * steps_per_epoch(plan.n_train, world_size, cfg.batch_size)
     mean, std = spec.normalization(plan.in_channels)
@@ -106,11 +108,12 @@ def _restore(parts: Parts, checkpoint) -> tuple[int, list[dict]]:
 
 def _epoch(parts: Parts, cfg: TrainConfig, plan: DataPlan, epoch: int, wrapped: nn.Module, shards, rank: int):
     size = size_for_epoch(cfg.sizes, cfg.size_epochs, epoch)
-    prepare = partial(to_model_input, size=size, mean=parts.mean, std=parts.std)
+    prepare = partial(to_model_input, size=size, mean=parts.mean, std=parts.std,
+                      channels_last=parts.device.type == "cuda")
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + rank)
     augment = partial(BatchAugment(), generator=generator) if cfg.augment else None
     train_batches = shards["train"].iter_torch_batches(
-        batch_size=cfg.batch_size, device=parts.device, local_shuffle_buffer_size=4 * cfg.batch_size,
+        batch_size=cfg.batch_size, device=parts.device, prefetch_batches=4, local_shuffle_buffer_size=4 * cfg.batch_size,
         local_shuffle_seed=cfg.seed + epoch * 100 + rank)
     stats = train_epoch(wrapped, train_batches, prepare, parts.criterion, parts.optimizer, parts.stepper,
                         parts.scheduler, augment)

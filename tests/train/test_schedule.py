@@ -37,3 +37,13 @@ def test_one_cycle_peaks_then_anneals_and_never_overruns():
     assert max(lrs) == pytest.approx(1e-2)
     assert lrs[0] < 1e-2 / 10 and lrs[-1] < 1e-5
     assert lrs[-1] == lrs[-5]
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5])
+def test_one_cycle_survives_tiny_runs(total):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = OneCycle(opt, max_lr=1e-2, total_steps=total, pct_start=0.25)
+    for _ in range(total + 2):
+        opt.step()
+        sched.step()
+    assert sched.lr < 1e-2
