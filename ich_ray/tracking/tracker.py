@@ -233,9 +233,15 @@ class MlflowTracker:
         """
         import mlflow.pytorch
 
+        # MLflow files a model without an active fluent run under the *Default* experiment; create it in
+        # the run's experiment so the UI's Models tab and search_logged_models find it next to the run.
+        logged = self.client.create_logged_model(
+            self.experiment_id, name=name, source_run_id=self._run_id,
+            params=self.client.get_run(self._run_id).data.params,
+        )
         with _global_tracking_uri(self.tracking_uri):
             info = mlflow.pytorch.log_model(
-                pytorch_model=model, name=name, metadata=metadata, run_id=self._run_id,
+                pytorch_model=model, name=name, metadata=metadata, run_id=self._run_id, model_id=logged.model_id,
                 registered_model_name=registered_model_name, pip_requirements=_pip_requirements(),
                 serialization_format="pickle",
             )

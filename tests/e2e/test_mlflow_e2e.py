@@ -18,12 +18,16 @@ from mlflow import MlflowClient
 from ich_ray.cli.main import main
 from ich_ray.labels import LABELS
 from ich_ray.tracking import plots
+from ich_ray.tracking.registry import promote_best
 from ich_ray.tracking.tracker import make_tracker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TRAIN_ARCHS = ("resnet18", "alexnet")
 EPOCHS = 2
+# 3 synthetic patients: a patient-level split can leave the validation set with one class; 20% of slices cannot.
+SPLIT = ["--set", "split=random"]
+MODEL_NAME = "ich-ray-e2e-binary"
 
 
 def _check_ui(render_page, server, experiment: str, run_names: list[str], shot_name: str) -> None:
@@ -60,6 +64,8 @@ def test_tracker_against_server_compare_and_ui(mlflow_server, render_page, tmp_p
                 _tiny_model(), metadata={"arch": "tiny", "labels": ["any"]}, registered_model_name="ich-ray-e2e")
 
     client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    assert {m.model_uri for m in client.search_logged_models([experiment_id])} == set(model_uris.values())
     for run_id, model_uri in model_uris.items():
         assert [m.step for m in client.get_metric_history(run_id, "accuracy")] == list(range(EPOCHS))
         assert [a.path for a in client.list_artifacts(run_id)] == ["loss_curves.png"]
@@ -91,7 +97,8 @@ def _prepare_data(tmp_path) -> str:
 
 def _train(root: str, uri: str, arch: str) -> int:
     return main(["train", "--data", root, "--arch", arch, "--task", "binary", "--epochs", str(EPOCHS),
-                 "--size", "64", "--workers", "1", "--tracking-uri", uri])
+                 "--size", "64", "--workers", "1", "--tracking-uri", uri, "--register-as", MODEL_NAME,
+                 "--set", "batch_size=8", *SPLIT])
 
 
 @pytest.mark.ray
@@ -106,7 +113,7 @@ def test_cli_pipeline_trains_two_archs_and_baseline_then_compares(
         pytest.skip("`ich-ray train` is not built yet (issue #4)")
     assert first == 0
     assert _train(root, uri, TRAIN_ARCHS[1]) == 0
-    assert main(["baseline", "--data", root, "--tracking-uri", uri]) == 0
+    assert main(["baseline", "--data", root, "--tracking-uri", uri, *SPLIT]) == 0
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("ich-ray/binary-any")
@@ -127,6 +134,11 @@ def test_cli_pipeline_trains_two_archs_and_baseline_then_compares(
         assert models, f"{arch}: no model logged by run {run.info.run_id}"
         _check_model_loads(models[0].model_uri)
     assert client.get_experiment_by_name("ich-ray/baseline") is not None
+
+    champion = promote_best(uri, ["ich-ray/binary-any"], "auc_any", MODEL_NAME)
+    best = max((by_arch[arch] for arch in TRAIN_ARCHS), key=lambda run: run.data.metrics["auc_any"])
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == champion.version
+    assert champion.run_id == best.info.run_id
 
     out = tmp_path / "compare"
     assert main(["compare", "--tracking-uri", uri, "--out", str(out)]) == 0

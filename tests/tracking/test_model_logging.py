@@ -28,6 +28,10 @@ def test_log_model_loads_back_with_metadata(tracking_uri):
     with make_tracker(tracking_uri, "ich-ray/binary-any", "tiny", rank=0) as tracker:
         uri = tracker.log_model(model, metadata=metadata)
     assert uri.startswith("models:/")
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(tracker.run_id).info.experiment_id
+    found = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{tracker.run_id}'")
+    assert [m.model_uri for m in found] == [uri]  # filed under the run's experiment, not "Default"
     loaded = mlflow.pytorch.load_model(uri)
     x = torch.rand(2, 3, 64, 64)
     torch.testing.assert_close(loaded(x), model(x))

@@ -179,3 +179,20 @@ def test_tracking_tags_track_code_and_data(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "part-0.parquet").write_bytes(b"y")
     assert tracking_tags(tmp_path, 1, "a", "t")["data_version"] != v1
+
+
+def test_log_report_logs_the_report_folder_in_explore(tracking_uri, tmp_path):
+    from ich_ray.tracking.tracker import log_report
+
+    reports = tmp_path / "root" / "reports"
+    reports.mkdir(parents=True)
+    (reports / "index.html").write_text("<html></html>")
+    (reports / "ages.png").write_bytes(b"png")
+    run_id = log_report(tracking_uri, tmp_path / "root")
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "ich-ray/explore"
+    assert run.info.status == "FINISHED" and run.data.tags["task"] == "explore"
+    assert sorted(a.path for a in client.list_artifacts(run_id, "reports")) == ["reports/ages.png", "reports/index.html"]
+    with pytest.raises(FileNotFoundError, match="report folder not found"):
+        log_report(tracking_uri, tmp_path / "nothing")
