@@ -53,9 +53,16 @@ def tree_pss(proc) -> int:
     return total
 
 
-def run_child(args: list[str]) -> tuple[dict, int]:
-    """Run this script in child mode; returns its JSON result and the peak PSS of its process tree."""
+def run_child(args: list[str], cache: Path | None = None) -> tuple[dict, int]:
+    """Run this script in child mode; returns its JSON result and the peak PSS of its process tree.
+
+    With `cache`, a finished measurement is stored there and reused by a re-run (the bench takes minutes).
+    """
     import psutil
+
+    if cache is not None and cache.is_file():
+        saved = json.loads(cache.read_text())
+        return saved["result"], saved["peak"]
 
     child = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
     proc, peak, done = psutil.Process(child.pid), 0, threading.Event()
@@ -73,7 +80,11 @@ def run_child(args: list[str]) -> tuple[dict, int]:
     sampler.join()
     if child.returncode != 0:
         raise RuntimeError(f"child {args} failed with exit code {child.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), peak
+    result = json.loads(out.strip().splitlines()[-1])
+    print(f"{' '.join(args[1:6])}: {result}, peak tree PSS {peak / 2**20:.0f} MiB", flush=True)
+    if cache is not None:
+        cache.write_text(json.dumps({"result": result, "peak": peak}))
+    return result, peak
 
 
 def child_main(ns) -> None:
@@ -85,7 +96,17 @@ def child_main(ns) -> None:
     from ich_ray.data.metadata import MetadataConfig, run_metadata
     from ich_ray.ray_utils import init_ray
 
-    init_ray(num_cpus=ns.cpus, object_store_memory=512 * 1024**2, log_to_driver=False)
+    for attempt in range(3):  # on an overloaded machine the raylet can miss Ray's 30 s start-up deadline
+        try:
+            init_ray(num_cpus=ns.cpus, object_store_memory=512 * 1024**2, log_to_driver=False)
+            break
+        except Exception as exc:  # Ray raises a bare Exception for this
+            print(f"ray start attempt {attempt + 1} failed: {exc}", file=sys.stderr)
+            import ray
+
+            ray.shutdown()
+    else:
+        raise SystemExit("could not start Ray")
     result = {}
     if ns.warmup:
         scratch = Path(ns.root).with_name(Path(ns.root).name + "-warmup")
@@ -167,17 +188,17 @@ def main() -> None:
 
     bare = bare_loop(paths)
     timed, _ = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(large),
-                          "--root", str(work / "root-2cpu"), "--warmup", str(small)])
+                          "--root", str(work / "root-2cpu"), "--warmup", str(small)], work / "timed-2cpu.json")
     meta_rate = timed["metadata"]["files"] / timed["metadata"]["seconds"]
     clean2 = timed["clean"]["images"] / timed["clean"]["seconds"]
     naive = naive_clean(work / "root-2cpu")
     one, _ = run_child(["--child", "--cpus", "1", "--stages", "metadata,clean", "--input", str(large),
-                        "--root", str(work / "root-1cpu"), "--warmup", str(small)])
+                        "--root", str(work / "root-1cpu"), "--warmup", str(small)], work / "timed-1cpu.json")
     clean1 = one["clean"]["images"] / one["clean"]["seconds"]
     _, rss_small = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(small),
-                              "--root", str(work / "rss-1x")])
+                              "--root", str(work / "rss-1x")], work / "rss-1x.json")
     _, rss_large = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(large),
-                              "--root", str(work / "rss-10x")])
+                              "--root", str(work / "rss-10x")], work / "rss-10x.json")
     print(f"bare dcmread+pixel_array: {bare:.1f} files/s (1 process)")
     print(f"metadata stage, 2 CPUs: {meta_rate:.1f} files/s = {meta_rate / 2:.1f} per CPU")
     print(f"clean: naive {naive:.1f} files/s (1 process), ours {clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs)")

@@ -193,14 +193,16 @@ def clean_slices(
     failures_dir.mkdir(parents=True)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     n_rows = selection.select(pl.len()).collect().item() - filtered
-    per_file = max(cfg.batch_size, -(-n_rows // (4 * cpus)))
+    # One small input file = one fused read -> clean -> write task (map_batches without a batch_size fuses
+    # with the read): 4 tasks per CPU for load balance, at most 8 batches' worth of images per task.
+    per_file = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), 8 * cfg.batch_size)
     if _split_input(selection.filter(keep).drop("img_pct_window"), work, per_file):
         if cfg.export_jpg:
             Path(cfg.export_jpg).mkdir(parents=True, exist_ok=True)
         ds = ray.data.read_parquet(str(work)).map_batches(
             clean_batch,
             batch_format="pyarrow",
-            batch_size=cfg.batch_size,
+            batch_size=None,
             fn_kwargs={
                 "recipe_json": recipe.to_json(),
                 "run_id": run_id,
