@@ -112,6 +112,7 @@ def test_train_job_tracks_to_the_mlflow_server(cluster, synth, mlflow_server, tm
     assert prep.returncode == 0, prep.output[-5000:]
     job = cluster.submit("pipelines/train.py", "--data", str(root), "--arch", "resnet18", "--task", "binary",
                          "--epochs", "1", "--size", "64", "--workers", "2", "--run-name", "e2e-cluster",
+                         "--set", "split=random", "--set", "valid_fraction=0.3",
                          "--tracking-uri", mlflow_server)
     assert job.returncode == 0, job.output[-5000:]
     workers = job.evidence()["train"]

@@ -110,6 +110,7 @@ def test_training_resumes_from_the_last_checkpoint_after_a_worker_is_killed(clus
     epochs, run_name = 3, "ft-kill-worker"
     job = cluster.submit("pipelines/train.py", "--data", str(root), "--arch", "resnet18", "--task", "binary",
                          "--epochs", str(epochs), "--size", "64", "--workers", "2", "--run-name", run_name,
+                         "--set", "split=random", "--set", "valid_fraction=0.3",
                          "--tracking-uri", tracking, wait=False)
     assert job.returncode == 0, job.output[-3000:]
     start = time.monotonic()
