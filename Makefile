@@ -17,7 +17,7 @@ setup: $(STAMP)
 
 # The whole pipeline on synthetic data, locally: synth -> metadata -> clean -> explore -> baseline -> train
 # (two architectures) -> compare -> predict. Outputs land in demo-data/.
-demo: setup
+demo: setup clean-demo
 	RAY_AUTH_MODE=disabled PATH="$(CURDIR)/$(BIN):$$PATH" bash pipelines/demo.sh demo-data
 
 # The end-to-end tests drive the MLflow UI in Debian's chromium; install it when we can (root + apt).

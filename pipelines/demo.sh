@@ -23,18 +23,17 @@ ich-ray explore --data "$ROOT" --tracking-uri "$TRACKING"
 step "5/8 baseline: metadata-only random forest"
 ich-ray baseline --data "$ROOT" --tracking-uri "$TRACKING"
 
-step "6/8 train two architectures with Ray Train (CPU, 2 workers)"
-ich-ray train --data "$ROOT" --arch resnet18 --task binary --epochs 3 --size 128 --workers 2 \
-  --tracking-uri "$TRACKING" --run-name demo-resnet18-binary --register-as ich-ray-demo-binary \
-  --set sizes=[64,128] --set freeze_epochs=1
-ich-ray train --data "$ROOT" --arch densenet121 --task multilabel --epochs 2 --size 64 --workers 2 \
-  --tracking-uri "$TRACKING" --run-name demo-densenet121-multilabel --register-as ich-ray-demo-multilabel
+step "6/8 train two architectures on the six labels with Ray Train (CPU, 2 workers, progressive 64 -> 128 px)"
+for arch in resnet18 alexnet; do
+  ich-ray train --data "$ROOT" --arch "$arch" --task multilabel --epochs 3 --set 'sizes=[64,128]' --workers 2 \
+    --tracking-uri "$TRACKING" --run-name "demo-$arch-multilabel" --register-as ich-ray-demo
+done
 
 step "7/8 compare the tracked runs (the paper's results table)"
 ich-ray compare --tracking-uri "$TRACKING" --out "$ROOT/comparison"
 
 step "8/8 predict on the held-back studies: triage worklist + heat maps"
-ich-ray predict --model models:/ich-ray-demo-multilabel/latest --tracking-uri "$TRACKING" \
+ich-ray predict --model models:/ich-ray-demo/latest --tracking-uri "$TRACKING" \
   --input "$ROOT/new-studies/dicom" --out "$ROOT/predictions" --threshold 0.5
 
 cat <<TXT
