@@ -8,7 +8,7 @@ TRACKING="sqlite:///$(mkdir -p "$ROOT" && cd "$ROOT" && pwd)/mlflow.db"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "1/8 synthetic head-CT studies (training set + two held-back studies for prediction)"
-ich-ray synth --out "$ROOT/synth" --patients 12 --size 128 --seed 7 --preview
+ich-ray synth --out "$ROOT/synth" --patients 16 --size 128 --seed 7 --preview
 ich-ray synth --out "$ROOT/new-studies" --patients 2 --size 128 --seed 99 --no-malformed
 
 step "2/8 metadata: DICOM headers + pixel stats -> $ROOT/metadata/ (Ray Data)"
@@ -24,16 +24,19 @@ step "5/8 baseline: metadata-only random forest"
 ich-ray baseline --data "$ROOT" --tracking-uri "$TRACKING"
 
 step "6/8 train two architectures on the six labels with Ray Train (CPU, 2 workers, progressive 64 -> 128 px)"
+# No ImageNet weights can be downloaded here, so the models start from random init and a frozen body would
+# train only the head: the demo skips the freeze epoch (recipes with `pretrained: true` keep it).
 for arch in resnet18 alexnet; do
-  ich-ray train --data "$ROOT" --arch "$arch" --task multilabel --epochs 3 --set 'sizes=[64,128]' --workers 2 \
+  ich-ray train --data "$ROOT" --arch "$arch" --task multilabel --epochs 5 --set 'sizes=[64,128]' --workers 2 \
+    --set freeze_epochs=0 --set lr=0.003 \
     --tracking-uri "$TRACKING" --run-name "demo-$arch-multilabel" --register-as ich-ray-demo
 done
 
 step "7/8 compare the tracked runs (the paper's results table)"
-ich-ray compare --tracking-uri "$TRACKING" --out "$ROOT/comparison"
+ich-ray compare --tracking-uri "$TRACKING" --out "$ROOT/comparison" --promote ich-ray-demo
 
 step "8/8 predict on the held-back studies: triage worklist + heat maps"
-ich-ray predict --model models:/ich-ray-demo/latest --tracking-uri "$TRACKING" \
+ich-ray predict --model models:/ich-ray-demo@champion --tracking-uri "$TRACKING" \
   --input "$ROOT/new-studies/dicom" --out "$ROOT/predictions" --threshold 0.5
 
 cat <<TXT

@@ -16,10 +16,15 @@ def add_arguments(parser) -> None:
                              "ich-ray/multilabel, ich-ray/baseline)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default: ROOT/reports/compare, else ./compare)")
+    parser.add_argument("--promote", default=None, metavar="MODEL",
+                        help="registered model whose best version (by --metric) gets --alias")
+    parser.add_argument("--metric", default="auc_any", help="metric that picks the best run (default: auc_any)")
+    parser.add_argument("--alias", default="champion", help="alias for the best version (default: champion)")
 
 
 def run(args) -> int:
-    from ich_ray.tracking.compare import compare, format_table
+    from ich_ray.tracking.compare import DEFAULT_EXPERIMENTS, compare, format_table
+    from ich_ray.tracking.registry import promote_best
     from ich_ray.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri, args.data)
@@ -27,4 +32,9 @@ def run(args) -> int:
     df, paths = compare(uri, args.experiments, out)
     print(format_table(df))
     print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+    if args.promote:
+        # Log loss is the one comparison metric where lower is better.
+        version = promote_best(uri, args.experiments or list(DEFAULT_EXPERIMENTS), args.metric, args.promote,
+                               alias=args.alias, higher_is_better="loss" not in args.metric)
+        print(f"{args.alias}: models:/{args.promote}@{args.alias} = version {version.version} (run {version.run_id})")
     return 0

@@ -57,3 +57,20 @@ def test_promote_best_sets_alias_on_best_runs_version(tracking_uri):
     assert versions[worst.run_id] == 0.71
     with pytest.raises(ValueError, match="no registered versions"):
         promote_best(tracking_uri, ["ich-ray/binary-any"], "auc_any", "nope")
+
+
+def test_cli_compare_promote_sets_champion(tracking_uri, tmp_path, capsys):
+    from ich_ray.cli.main import main
+
+    aucs = {}
+    for seed, auc in ((0, 0.62), (1, 0.88)):
+        with make_tracker(tracking_uri, "ich-ray/multilabel", f"arch-{seed}", rank=0) as tracker:
+            tracker.log_params({"arch": f"arch-{seed}", "task": "multilabel"})
+            tracker.log_metrics({"auc_any": auc}, step=0)
+            tracker.log_model(_tiny_model(seed), registered_model_name="ich-ray-demo")
+        aucs[tracker.run_id] = auc
+    assert main(["compare", "--tracking-uri", tracking_uri, "--out", str(tmp_path / "cmp"),
+                 "--promote", "ich-ray-demo"]) == 0
+    champion = MlflowClient(tracking_uri).get_model_version_by_alias("ich-ray-demo", "champion")
+    assert aucs[champion.run_id] == 0.88
+    assert f"models:/ich-ray-demo@champion = version {champion.version}" in capsys.readouterr().out
