@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwargs):
-    """Join the cluster at `address`, or start an embedded local one.
+    """Join the cluster at `address` (or `$RAY_ADDRESS`, which `ray job submit` sets), else start a local one.
 
     Ray's token authentication follows `RAY_AUTH_MODE`. A local embedded cluster defaults to `disabled`
     (nothing listens beyond this process tree); joining a cluster keeps whatever the caller set, and the
@@ -19,6 +19,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwarg
 
     if ray.is_initialized():
         return ray
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         kwargs.setdefault("include_dashboard", False)
