@@ -94,19 +94,25 @@ def load_model(source: str, tracking_uri: str | None = None) -> tuple[ModelSpec,
 
 
 def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    import mlflow.pytorch  # binds `mlflow` too
+    import mlflow.artifacts
+    import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    from ich_ray.tracking.tracker import scoped_tracking_uri
 
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri:
         raise ValueError(f"model {uri}: an MLflow model needs --tracking-uri (or MLFLOW_TRACKING_URI)")
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    # Scoped, not mlflow.set_tracking_uri/set_registry_uri: those are process-wide (the registry one even leaks
+    # into subprocesses through MLFLOW_REGISTRY_URI), and `models:/` resolution ignores explicit URIs.
     try:
-        info = mlflow.models.get_model_info(uri)
-    except mlflow.exceptions.MlflowException as exc:
+        with scoped_tracking_uri(tracking_uri):
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    except MlflowException as exc:
         raise ValueError(f"model {uri} not found at {tracking_uri}: {exc.message}") from exc
-    spec = ModelSpec.from_metadata(info.metadata, uri)
-    module = mlflow.pytorch.load_model(uri, map_location="cpu")
+    spec = ModelSpec.from_metadata(Model.load(local).metadata, uri)
+    module = mlflow.pytorch.load_model(local, map_location="cpu")
     log.info("model %s: %s/%s, labels %s, recipe %s", uri, spec.arch, spec.task, spec.labels, spec.recipe.to_json())
     return spec, {k: v.detach().cpu() for k, v in module.state_dict().items()}
 

@@ -125,8 +125,10 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
 
 
 @contextlib.contextmanager
-def _global_tracking_uri(uri: str):
-    """`mlflow.<flavor>.log_model` reads the global URI; set it for the call and put the old one back."""
+def scoped_tracking_uri(uri: str):
+    """Some MLflow calls (`<flavor>.log_model`, `models:/` resolution) read only the process-wide URI, whatever
+    URI they are given: set it for the call and put the old one back. The registry URI is never set, so it
+    keeps following the tracking URI."""
     import mlflow
 
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
@@ -239,7 +241,7 @@ class MlflowTracker:
             self.experiment_id, name=name, source_run_id=self._run_id,
             params=self.client.get_run(self._run_id).data.params,
         )
-        with _global_tracking_uri(self.tracking_uri):
+        with scoped_tracking_uri(self.tracking_uri):
             info = mlflow.pytorch.log_model(
                 pytorch_model=model, name=name, metadata=metadata, run_id=self._run_id, model_id=logged.model_id,
                 registered_model_name=registered_model_name, pip_requirements=_pip_requirements(),

@@ -40,6 +40,7 @@ def registered(tmp_path_factory):
         mlflow.pytorch.log_model(create_model("resnet18", 6, RECIPE.channels), name="model",
                                  metadata=_metadata(LABELS), registered_model_name="ich-test",
                                  pip_requirements=[], serialization_format="pickle")
+    mlflow.set_tracking_uri(None)  # leave no process-wide URI behind for later tests
     return uri
 
 
