@@ -12,7 +12,7 @@ from ich_ray.dicom.errors import (
 )
 from ich_ray.dicom.header import HEADER_FIELDS, header_record
 from ich_ray.dicom.pixels import needs_pxrepr_fix, to_hu
-from ich_ray.dicom.read import read_dicom, read_slice
+from ich_ray.dicom.read import read_dicom, read_record, read_slice
 
 __all__ = [
     "HEADER_FIELDS",
@@ -27,6 +27,7 @@ __all__ = [
     "header_record",
     "needs_pxrepr_fix",
     "read_dicom",
+    "read_record",
     "read_slice",
     "to_hu",
 ]

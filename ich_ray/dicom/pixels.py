@@ -7,6 +7,7 @@ native and RLE in pydicom itself, JPEG / JPEG-LS / JPEG 2000 through pylibjpeg (
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -34,29 +35,48 @@ def needs_pxrepr_fix(ds: Dataset) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class StoredPixels:
+    """A slice's stored integers (after the pixel-representation fix) and the rescale that makes them HU."""
+
+    values: np.ndarray
+    slope: float
+    intercept: float
+    fixed: bool  # whether the fix was applied
+
+    def hu(self) -> np.ndarray:
+        """float32 HU: the arithmetic of pydicom.pixels.apply_rescale, in float32 and in place."""
+        hu = self.values.astype(np.float32)
+        if self.slope != 1.0:
+            hu *= np.float32(self.slope)
+        if self.intercept:
+            hu += np.float32(self.intercept)
+        return hu
+
+
+def stored_pixels(ds: Dataset, path: str) -> StoredPixels:
+    """Decode the slice and apply the fix; raises what `decode_stored` raises."""
+    stored = decode_stored(ds, path)
+    slope = tag_value(ds, "rescale_slope", path)
+    intercept = tag_value(ds, "rescale_intercept", path)
+    if needs_pxrepr_fix(ds):
+        # (v + 1000) with values >= 4096 wrapped down by 4096, i.e. (v + 1000) mod 4096 for 12-bit v: done in
+        # place, because a fresh image-sized array costs more in page faults than the arithmetic.
+        values = stored if stored.flags.writeable and stored.dtype == np.uint16 else stored.astype(np.uint16)
+        values += FIX_OFFSET
+        np.remainder(values, FIX_WRAP, out=values)
+        return StoredPixels(values.view(np.int16), 1.0 if slope is None else slope, FIX_INTERCEPT, True)
+    return StoredPixels(stored, 1.0 if slope is None else slope, intercept or 0.0, False)
+
+
 def to_hu(ds: Dataset, path: str) -> tuple[np.ndarray, bool]:
     """Decode the slice and rescale to float32 HU; returns (hu, whether the fix was applied).
 
     Raises UnsupportedTransferSyntaxError (no installed decoder), TruncatedFileError (the decoder failed:
     short or corrupt pixel data) or UnsupportedImageError (not one greyscale frame), each naming `path`.
     """
-    stored = decode_stored(ds, path)
-    slope = tag_value(ds, "rescale_slope", path)
-    intercept = tag_value(ds, "rescale_intercept", path)
-    fixed = needs_pxrepr_fix(ds)
-    if fixed:
-        values = stored.astype(np.int32) + FIX_OFFSET
-        values[values >= FIX_WRAP] -= FIX_WRAP
-        hu = values.astype(np.float32)
-        intercept = FIX_INTERCEPT
-    else:
-        hu = stored.astype(np.float32)
-    # Same arithmetic as pydicom.pixels.apply_rescale, in float32 and in place (no float64 copy).
-    if slope is not None and slope != 1.0:
-        hu *= np.float32(slope)
-    if intercept:
-        hu += np.float32(intercept)
-    return hu, fixed
+    pixels = stored_pixels(ds, path)
+    return pixels.hu(), pixels.fixed
 
 
 def decode_stored(ds: Dataset, path: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from ich_ray.dicom.errors import (
     TruncatedFileError,
 )
 from ich_ray.dicom.header import header_record, tag_name, tag_value
-from ich_ray.dicom.pixels import to_hu
+from ich_ray.dicom.pixels import StoredPixels, stored_pixels
 from ich_ray.imaging.stats import pixel_stats
 
 log = logging.getLogger(__name__)
@@ -59,19 +59,29 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
     return ds
 
 
-def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """One metadata row (header record + pixel stats + `pxrepr_fixed`) and the float32 HU image.
+def read_record(source: str | Path | bytes, path: str | None = None) -> dict[str, Any]:
+    """One metadata row: header record + pixel stats + `pxrepr_fixed` (the metadata stage's per-file call).
 
-    The metadata stage's per-file call. Raises what `read_dicom` and `pixels.to_hu` raise (all
-    `DicomReadError`s naming `path`, plus UnsupportedTransferSyntaxError / UnsupportedImageError).
+    The stats come from the stored integers, so the HU image is never built. Raises what `read_dicom` and
+    `pixels.stored_pixels` raise (all naming `path`).
     """
+    return _read(source, path)[0]
+
+
+def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """`read_record`'s row and the float32 HU image."""
+    record, pixels = _read(source, path)
+    return record, pixels.hu()
+
+
+def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any], StoredPixels]:
     name = _display_name(source, path)
     ds = read_dicom(source, name)
-    hu, fixed = to_hu(ds, name)
+    pixels = stored_pixels(ds, name)
     record = header_record(ds, name)
-    record.update(pixel_stats(hu))
-    record["pxrepr_fixed"] = fixed
-    return record, hu
+    record.update(pixel_stats(pixels.values, pixels.slope, pixels.intercept))
+    record["pxrepr_fixed"] = pixels.fixed
+    return record, pixels
 
 
 def _display_name(source: str | Path | bytes, path: str | None) -> str:

@@ -22,6 +22,7 @@ from ich_ray.dicom import (
     TruncatedFileError,
     UnsupportedTransferSyntaxError,
     read_dicom,
+    read_record,
     read_slice,
 )
 
@@ -57,6 +58,7 @@ def test_read_slice_record_and_hu(real_ct_files):
     assert record["img_mean"] == pytest.approx(float(hu.mean(dtype=np.float64)))
     assert record["img_pct_window"] == pytest.approx(np.mean((hu > 0) & (hu < 80)))
     assert 0.05 < record["img_pct_window"] < 0.5  # a slice through the brain
+    assert read_record(path) == record  # the metadata stage's call: same row, no HU image built
 
 
 def test_pydicom_example_ct_parses():

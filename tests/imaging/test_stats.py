@@ -38,3 +38,24 @@ def test_float32_statistics_are_accurate_on_a_ct_sized_image():
     stats = pixel_stats(hu)
     assert stats["img_mean"] == pytest.approx(hu.astype(np.float64).mean(), rel=1e-5)
     assert stats["img_std"] == pytest.approx(hu.astype(np.float64).std(), rel=1e-5)
+
+
+@pytest.mark.parametrize(("dtype", "slope", "intercept"), [(np.uint16, 1.0, -1024.0), (np.int16, 1.0, 0.0),
+                                                           (np.uint16, 0.5, -1000.0), (np.int16, -2.0, 100.0)])
+def test_stats_on_stored_integers_match_the_hu_image(dtype, slope, intercept):
+    """The metadata stage's path (stats on the stored integers and the rescale) equals stats on the HU image."""
+    rng = np.random.default_rng(1)
+    info = np.iinfo(dtype)
+    stored = rng.integers(max(info.min, -2000), min(info.max, 4000), (512, 512)).astype(dtype)
+    stored[:100, :100] = int(np.clip((40 - intercept) / slope, info.min, info.max))  # a block inside the window
+    hu = stored.astype(np.float64) * slope + intercept
+    stats = pixel_stats(stored, slope, intercept)
+    assert stats["img_min"] == hu.min() and stats["img_max"] == hu.max()
+    assert stats["img_mean"] == pytest.approx(hu.mean(), rel=1e-9)
+    assert stats["img_std"] == pytest.approx(hu.std(), rel=1e-9)
+    assert stats["img_pct_window"] == np.mean((hu > 0) & (hu < 80)) > 0.03
+
+
+def test_zero_slope_is_refused():
+    with pytest.raises(ValueError, match="slope must not be 0"):
+        pixel_stats(np.ones((4, 4), np.uint16), slope=0.0)
