@@ -61,20 +61,25 @@ def test_real_ge_series_all_accounted_for(real_ct_dir, ray_session, tmp_path):
     assert meta.filter(pl.col("status") == "ok")["slice_index"].sort().to_list() == list(range(28))
 
 
-def test_parse_batch_keeps_its_schema_for_failure_only_batches(ray_session):
-    batch = pa.table({"path": ["/x/empty", "/x/junk"], "bytes": [b"", b"not dicom at all" * 40]})
-    out = parse_batch(batch)
+def test_parse_batch_keeps_its_schema_for_failure_only_batches(ray_session, tmp_path):
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "junk").write_bytes(b"not dicom at all" * 40)
+    paths = [str(tmp_path / name) for name in ("empty", "junk", "gone")]
+    out = parse_batch(pa.table({"path": paths}), with_digest=True)
     assert out.schema == RAW_SCHEMA
-    assert out.column("status").to_pylist() == ["failed", "failed"]
-    assert out.column("error_type").to_pylist() == ["EmptyFileError", "NotDicomError"]
-    assert out.column("file_size").to_pylist() == [0, 640]
+    assert out.column("status").to_pylist() == ["failed"] * 3
+    assert out.column("error_type").to_pylist() == ["EmptyFileError", "NotDicomError", "FileNotFoundError"]
+    assert str(tmp_path / "gone") in out.column("error").to_pylist()[2]
+    assert out.column("file_size").to_pylist() == [0, 640, None]
+    assert out.column("_digest").null_count == 1  # a file that could not be read has no digest
 
 
-def test_unexpected_exceptions_become_rows_with_their_type(ray_session, monkeypatch):
+def test_unexpected_exceptions_become_rows_with_their_type(ray_session, monkeypatch, tmp_path):
     def boom(data, path):
         raise KeyError("weird")
 
-    monkeypatch.setattr("ich_ray.data.metadata.read_slice", boom)
-    out = parse_batch(pa.table({"path": ["/x/a"], "bytes": [b"abc"]}))
+    monkeypatch.setattr("ich_ray.data.metadata.read_record", boom)
+    (tmp_path / "a").write_bytes(b"abc")
+    out = parse_batch(pa.table({"path": [str(tmp_path / "a")]}))
     assert out.column("error_type").to_pylist() == ["KeyError"]
     assert "unexpected KeyError" in out.column("error").to_pylist()[0]
