@@ -33,6 +33,7 @@ from ich_ray.dicom.pixels import to_hu
 from ich_ray.dicom.read import read_dicom
 from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
 from ich_ray.labels import LABEL_COLUMNS
+from ich_ray.ray_utils import fused_stage_context, init_ray
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ IMAGES_SCHEMA = pa.schema(
     ]
 )
 SLICES_PER_BATCH = 16
-ROWS_PER_SHARD = 1000  # ~50-100 MB of 256 px PNGs per Parquet file
+ROWS_PER_SHARD = 1000  # at most ~50-100 MB of 256 px PNGs per Parquet file
 
 
 @dataclass
@@ -116,17 +117,19 @@ def _log_dropped_positives(selection: pl.LazyFrame, keep: pl.Expr) -> int:
     return stats["filtered"].item()
 
 
-def _split_input(selection: pl.LazyFrame, dest: Path, rows_per_file: int) -> int:
-    """Write the slices to clean as several small Parquet files, so Ray reads them in parallel tasks."""
-    dest.mkdir(parents=True)
-    single = dest.parent / "_selection.parquet"
-    selection.sink_parquet(single, row_group_size=rows_per_file)
-    n = 0
-    for i, batch in enumerate(pq.ParquetFile(single).iter_batches(batch_size=rows_per_file)):
-        pq.write_table(pa.Table.from_batches([batch]), dest / f"part-{i:05d}.parquet")
-        n += batch.num_rows
+def _selection_blocks(selection: pl.LazyFrame, staged: Path, rows_per_block: int) -> list:
+    """The slices to clean as Arrow blocks of `rows_per_block` rows in the object store, one per clean task.
+
+    Only keys and paths travel (a few hundred bytes a slice), one block at a time through the driver. (Ray
+    2.60's `read_parquet` packs small files into one read task, which would run the whole clean in one.)
+    """
+    import ray
+
+    single = staged / "_selection.parquet"
+    selection.sink_parquet(single)
+    refs = [ray.put(pa.Table.from_batches([b])) for b in pq.ParquetFile(single).iter_batches(batch_size=rows_per_block)]
     single.unlink()
-    return n
+    return refs
 
 
 def _read_hu(path: str):
@@ -189,28 +192,31 @@ def clean_slices(
     selection = select_slices(metadata, series)
     keep = pl.col("img_pct_window") >= cfg.min_brain_fraction
     filtered = _log_dropped_positives(selection, keep)
-    work, failures_dir, new_images = staged / "_clean_input", staged / "_clean_failures", staged / "_images_new"
+    failures_dir, new_images = staged / "_clean_failures", staged / "_images_new"
     failures_dir.mkdir(parents=True)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     n_rows = selection.select(pl.len()).collect().item() - filtered
-    # One small input file = one fused read -> clean -> write task (map_batches without a batch_size fuses
-    # with the read): 4 tasks per CPU for load balance, at most 8 batches' worth of images per task.
-    per_file = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), 8 * cfg.batch_size)
-    if _split_input(selection.filter(keep).drop("img_pct_window"), work, per_file):
+    # One block = one fused clean -> write task writing one images/ shard (map_batches without a batch_size
+    # fuses with the write): 4 tasks per CPU for load balance, at most `rows_per_shard` images per task.
+    # (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the whole clean in one.)
+    per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), cfg.rows_per_shard)
+    blocks = _selection_blocks(selection.filter(keep).drop("img_pct_window"), staged, per_block)
+    if blocks:
         if cfg.export_jpg:
             Path(cfg.export_jpg).mkdir(parents=True, exist_ok=True)
-        ds = ray.data.read_parquet(str(work)).map_batches(
-            clean_batch,
-            batch_format="pyarrow",
-            batch_size=None,
-            fn_kwargs={
-                "recipe_json": recipe.to_json(),
-                "run_id": run_id,
-                "failures_dir": str(failures_dir),
-                "export_dir": str(Path(cfg.export_jpg).resolve()) if cfg.export_jpg else None,
-            },
-        )
-        ds.write_parquet(str(new_images), min_rows_per_file=cfg.rows_per_shard)
+        with fused_stage_context():
+            ds = ray.data.from_arrow_refs(blocks).map_batches(
+                clean_batch,
+                batch_format="pyarrow",
+                batch_size=None,
+                fn_kwargs={
+                    "recipe_json": recipe.to_json(),
+                    "run_id": run_id,
+                    "failures_dir": str(failures_dir),
+                    "export_dir": str(Path(cfg.export_jpg).resolve()) if cfg.export_jpg else None,
+                },
+            )
+            ds.write_parquet(str(new_images))
     images = count_rows(new_images)
     failures = scan_table(failures_dir)  # a retried task may have written a slice's failure twice
     failures = failures.unique("path").collect().lazy() if failures is not None else empty_quarantine()
@@ -218,14 +224,12 @@ def clean_slices(
     (staged / "images").mkdir(exist_ok=True)
     for part in parquet_files(new_images):
         os.rename(part, staged / "images" / part.name)
-    shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(new_images, ignore_errors=True)
     return result
 
 
 def run_clean(cfg: CleanConfig) -> StageSummary:
     """`ich-ray clean`: (re)build images/ from the committed metadata/ of `cfg.data`, as a new snapshot."""
-    from ich_ray.ray_utils import init_ray
 
     start = time.perf_counter()
     cfg.recipe()  # validate before starting Ray
