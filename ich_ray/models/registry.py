@@ -30,6 +30,10 @@ class ArchSpec:
     head: str  # dotted path of the final classifier (nn.Linear), e.g. "fc" or "classifier.6"
     stem: str  # dotted path of the first nn.Conv2d, adapted for the number of input channels
     min_size: int  # smallest square input the network accepts
+    # Dotted path of the layer Grad-CAM explains: the output of the last convolutional block, where the
+    # feature maps are still spatial (pytorch-grad-cam's choice: ResNet layer4, DenseNet's final norm,
+    # AlexNet's last ReLU before the pool).
+    cam_layer: str
     default_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
@@ -47,6 +51,9 @@ class ArchSpec:
 
     def head_module(self, model: nn.Module) -> nn.Module:
         return model.get_submodule(self.head)
+
+    def cam_module(self, model: nn.Module) -> nn.Module:
+        return model.get_submodule(self.cam_layer)
 
     def set_body_frozen(self, model: nn.Module, frozen: bool) -> None:
         """Freeze (or unfreeze) everything but the head; BatchNorm stays trainable, as in fastai's freeze."""
@@ -78,12 +85,14 @@ def get_spec(name: str) -> ArchSpec:
 
 
 for _spec in (
-    ArchSpec("resnet18", torchvision.models.resnet18, head="fc", stem="conv1", min_size=32),
-    ArchSpec("resnet50", torchvision.models.resnet50, head="fc", stem="conv1", min_size=32),
-    ArchSpec("resnet101", torchvision.models.resnet101, head="fc", stem="conv1", min_size=32),
-    ArchSpec("densenet121", torchvision.models.densenet121, head="classifier", stem="features.conv0", min_size=32),
+    ArchSpec("resnet18", torchvision.models.resnet18, head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
+    ArchSpec("resnet50", torchvision.models.resnet50, head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
+    ArchSpec("resnet101", torchvision.models.resnet101, head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
+    ArchSpec("densenet121", torchvision.models.densenet121, head="classifier", stem="features.conv0", min_size=32,
+             cam_layer="features.norm5"),
     # AlexNet's 11x11 stride-4 stem and three max-pools collapse anything smaller than 64 px (timm tests the same).
-    ArchSpec("alexnet", torchvision.models.alexnet, head="classifier.6", stem="features.0", min_size=64),
+    ArchSpec("alexnet", torchvision.models.alexnet, head="classifier.6", stem="features.0", min_size=64,
+             cam_layer="features.11"),
 ):
     register_model(_spec)
 

@@ -1,8 +1,7 @@
 """Grad-CAM heat maps (Selvaraju et al. 2017) and the per-study overlay figure.
 
-The class-activation map is taken on the model's last convolutional block. The model registry does not
-(yet) name that layer per architecture, so `find_cam_layer` uses the last `nn.Conv2d` of the network, which
-for every registered architecture (ResNet, DenseNet, AlexNet) lies in the last block.
+The class-activation map is taken on the layer the model registry names for the architecture
+(`ArchSpec.cam_layer`: the output of the last convolutional block).
 """
 
 from __future__ import annotations
@@ -18,14 +17,6 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-
-def find_cam_layer(model: nn.Module) -> nn.Module:
-    """The last `nn.Conv2d` in registration order (the deepest conv block of a feed-forward CNN)."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ValueError(f"{type(model).__name__} has no Conv2d layer to compute Grad-CAM on")
-    return convs[-1]
 
 
 def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, target: int) -> np.ndarray:
@@ -101,11 +92,13 @@ def study_panels(model: nn.Module, spec, loader, slices: list[dict], target: str
     the map and the anatomy line up pixel for pixel.
     """
     from ich_ray.imaging.recipe import prepare_slice
+    from ich_ray.models.registry import get_spec
     from ich_ray.predict.inference import model_input
 
     brain = dataclasses.replace(spec.recipe, windows=("brain",), context=False)
     images = np.stack([loader.image(s["path"], s.get("prev_path"), s.get("next_path")) for s in slices])
-    cams = grad_cam(model, find_cam_layer(model), model_input(spec, images), spec.labels.index(target))
+    layer = get_spec(spec.arch).cam_module(model)
+    cams = grad_cam(model, layer, model_input(spec, images), spec.labels.index(target))
     panels = []
     for cam, s in zip(cams, slices, strict=True):
         grey = prepare_slice(loader.hu(s["path"]), brain)[..., 0]

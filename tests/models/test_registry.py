@@ -29,7 +29,8 @@ def test_unknown_name_lists_valid_ones():
 
 def test_duplicate_registration_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        register_model(ArchSpec("resnet18", lambda **_: nn.Identity(), head="fc", stem="conv1", min_size=32))
+        register_model(ArchSpec("resnet18", lambda **_: nn.Identity(), head="fc", stem="conv1", min_size=32,
+                                cam_layer="layer4"))
 
 
 @pytest.mark.parametrize("name", ARCHS)
