@@ -13,11 +13,14 @@ Prints, as its last line::
   proportional set sizes, so shared memory counts once) for metadata + clean over 10x the files, over 1x
   (goal <= 1.3).
 
-Each Ray measurement runs in its own subprocess with its own local Ray (`--cpus`), so CPU counts and peak
-memory are clean. Stage timings are steady state: each timed subprocess first runs the stage once on the
-small set, so Ray's worker start-up (seconds, paid once per cluster) is not charged to the stage.
+The timings come from one subprocess with its own local Ray (2 CPUs): after a warm-up on the small set (so
+Ray's worker start-up, paid once per cluster, is not charged to a stage) it runs bare loop, metadata, naive
+clean, clean on 2 CPUs and clean limited to 1 CPU, `--repeat` times interleaved, and keeps the best of each
+(as timeit does): this class of VM drifts by up to 2x in speed within minutes, so only measurements taken
+side by side compare. The baselines run under the same malloc settings as the Ray workers. Peak memory
+comes from two more subprocesses (1x and 10x), each with a fresh Ray.
 
-    python bench/preprocess.py [--patients 4] [--scale 10] [--work DIR]
+    python bench/preprocess.py [--patients 4] [--scale 10] [--repeat 3] [--work DIR]
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ def run_child(args: list[str], cache: Path | None = None) -> tuple[dict, int]:
     if child.returncode != 0:
         raise RuntimeError(f"child {args} failed with exit code {child.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
-    print(f"{' '.join(args[1:6])}: {result}, peak tree PSS {peak / 2**20:.0f} MiB", flush=True)
+    print(f"{' '.join(args[1:7])}: {result}, peak tree PSS {peak / 2**20:.0f} MiB", flush=True)
     if cache is not None:
         cache.write_text(json.dumps({"result": result, "peak": peak}))
     return result, peak
@@ -107,36 +110,67 @@ def child_main(ns) -> None:
             ray.shutdown()
     else:
         raise SystemExit("could not start Ray")
-    result = {}
     if ns.warmup:
         scratch = Path(ns.root).with_name(Path(ns.root).name + "-warmup")
         run_metadata(MetadataConfig(input=ns.warmup, out=str(scratch)))
-        if "clean" in ns.stages:
-            run_clean(CleanConfig(data=str(scratch)))
-    if "metadata" in ns.stages:
-        s = run_metadata(MetadataConfig(input=ns.input, out=ns.root))
-        result["metadata"] = {"files": s.files_in, "seconds": s.seconds}
-    if "clean" in ns.stages:
-        s = run_clean(CleanConfig(data=ns.root))
-        result["clean"] = {"files": s.ok + s.filtered + s.failed, "images": s.ok, "seconds": s.seconds}
+        run_clean(CleanConfig(data=str(scratch)))
+    result = interleaved(ns) if ns.timed else {}
+    if not ns.timed:
+        run_metadata(MetadataConfig(input=ns.input, out=ns.root))
+        run_clean(CleanConfig(data=ns.root))
     print(json.dumps(result))
 
 
-def bare_loop(paths: list[str]) -> float:
-    """files/s of the plainest possible single-process read: dcmread + pixel_array."""
+def interleaved(ns) -> dict:
+    """Each timed measurement `ns.repeat` times, interleaved (baseline, stage, baseline, stage...), best of each.
+
+    This class of VM drifts by up to 2x in speed within minutes, so a ratio is only fair between
+    measurements taken side by side; the best of several runs is the least-disturbed one (as timeit does).
+    The 1-worker clean runs in the same cluster with Ray Data limited to 1 CPU.
+    """
+    import polars as pl
+    import ray
+
+    from ich_ray.data.clean import CleanConfig, run_clean
+    from ich_ray.data.io import list_inputs
+    from ich_ray.data.metadata import MetadataConfig, run_metadata
+
+    paths = list_inputs(ns.input)["path"].to_list()
+    ctx = ray.data.DataContext.get_current()
+    times: dict[str, list[float]] = {k: [] for k in ("bare", "metadata", "naive", "clean_2", "clean_1")}
+    for _ in range(ns.repeat):
+        times["bare"].append(timed(bare_loop, paths))
+        times["metadata"].append(run_metadata(MetadataConfig(input=ns.input, out=ns.root)).seconds)
+        times["naive"].append(timed(naive_clean, Path(ns.root)))
+        summary = run_clean(CleanConfig(data=ns.root))
+        times["clean_2"].append(summary.seconds)
+        ctx.execution_options.resource_limits = ray.data.ExecutionResources.for_limits(cpu=1)
+        times["clean_1"].append(run_clean(CleanConfig(data=ns.root)).seconds)
+        ctx.execution_options.resource_limits = ray.data.ExecutionResources.for_limits()
+        print({k: round(v[-1], 2) for k, v in times.items()}, file=sys.stderr, flush=True)
+    images = pl.read_parquet(Path(ns.root) / "images", columns=["sop_instance_uid"]).height
+    return {"files": len(paths), "images": images, "best_seconds": {k: min(v) for k, v in times.items()}}
+
+
+def timed(fn, arg) -> float:
+    start = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - start
+
+
+def bare_loop(paths: list[str]) -> None:
+    """The plainest possible single-process read: dcmread + pixel_array."""
     import pydicom
 
-    start = time.perf_counter()
     for path in paths:
         try:
             pydicom.dcmread(path).pixel_array  # noqa: B018 - the decode is the work being timed
         except Exception:  # the malformed files fail here too; they still cost their read
             pass
-    return len(paths) / (time.perf_counter() - start)
 
 
-def naive_clean(root: Path) -> float:
-    """files/s of a single-process loop doing clean's work on the slices clean keeps."""
+def naive_clean(root: Path) -> None:
+    """A single-process loop doing clean's work (read, HU, prepare_slice, encode) on the slices clean keeps."""
     import polars as pl
 
     from ich_ray.dicom.pixels import to_hu
@@ -145,12 +179,9 @@ def naive_clean(root: Path) -> float:
 
     recipe = CleanRecipe()
     meta = pl.read_parquet(root / "metadata").filter((pl.col("status") == "ok") & (pl.col("img_pct_window") >= 0.02))
-    paths = meta["path"].to_list()
-    start = time.perf_counter()
-    for path in paths:
+    for path in meta["path"].to_list():
         hu, _ = to_hu(read_dicom(path, path), path)
         encode_slice(prepare_slice(hu, recipe), recipe)
-    return len(paths) / (time.perf_counter() - start)
 
 
 def generate(work: Path, patients: int, scale: int) -> tuple[Path, Path]:
@@ -164,6 +195,15 @@ def generate(work: Path, patients: int, scale: int) -> tuple[Path, Path]:
     return small / "dicom", large / "dicom"
 
 
+def same_allocator_as_workers() -> None:
+    """Re-exec with the malloc settings Ray workers get (ich_ray.ray_utils.WORKER_MALLOC_ENV), so the
+    single-process baselines run under the same allocator as our stages: glibc reads them at start-up."""
+    from ich_ray.ray_utils import WORKER_MALLOC_ENV
+
+    if any(os.environ.get(name) != value for name, value in WORKER_MALLOC_ENV.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **WORKER_MALLOC_ENV})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=4, help="patients in the 1x set (~27 files each)")
@@ -171,11 +211,13 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for data (default: a temp folder)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cpus", type=int, default=2, help=argparse.SUPPRESS)
-    parser.add_argument("--stages", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--timed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (best counts)")
     ns = parser.parse_args()
+    same_allocator_as_workers()
     if ns.child:
         child_main(ns)
         return
@@ -186,19 +228,14 @@ def main() -> None:
     paths = list_inputs(large)["path"].to_list()
     print(f"data: {len(list_inputs(small))} files (1x), {len(paths)} files ({ns.scale}x), 512 px, in {work}")
 
-    bare = bare_loop(paths)
-    timed, _ = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(large),
-                          "--root", str(work / "root-2cpu"), "--warmup", str(small)], work / "timed-2cpu.json")
-    meta_rate = timed["metadata"]["files"] / timed["metadata"]["seconds"]
-    clean2 = timed["clean"]["images"] / timed["clean"]["seconds"]
-    naive = naive_clean(work / "root-2cpu")
-    one, _ = run_child(["--child", "--cpus", "1", "--stages", "metadata,clean", "--input", str(large),
-                        "--root", str(work / "root-1cpu"), "--warmup", str(small)], work / "timed-1cpu.json")
-    clean1 = one["clean"]["images"] / one["clean"]["seconds"]
-    _, rss_small = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(small),
-                              "--root", str(work / "rss-1x")], work / "rss-1x.json")
-    _, rss_large = run_child(["--child", "--cpus", "2", "--stages", "metadata,clean", "--input", str(large),
-                              "--root", str(work / "rss-10x")], work / "rss-10x.json")
+    timed_run, _ = run_child(["--child", "--timed", "--cpus", "2", "--input", str(large), "--root",
+                              str(work / "root-timed"), "--warmup", str(small), "--repeat", str(ns.repeat)],
+                             work / "timed.json")
+    best, files, images = timed_run["best_seconds"], timed_run["files"], timed_run["images"]
+    bare, meta_rate = files / best["bare"], files / best["metadata"]
+    naive, clean1, clean2 = images / best["naive"], images / best["clean_1"], images / best["clean_2"]
+    _, rss_small = run_child(["--child", "--input", str(small), "--root", str(work / "rss-1x")], work / "rss-1x.json")
+    _, rss_large = run_child(["--child", "--input", str(large), "--root", str(work / "rss-10x")], work / "rss-10x.json")
     print(f"bare dcmread+pixel_array: {bare:.1f} files/s (1 process)")
     print(f"metadata stage, 2 CPUs: {meta_rate:.1f} files/s = {meta_rate / 2:.1f} per CPU")
     print(f"clean: naive {naive:.1f} files/s (1 process), ours {clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs)")
