@@ -122,33 +122,38 @@ def select_rows(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.Table:
     return batch.filter(pc.fill_null(mask, False))
 
 
-def decode_batch(batch: pa.Table, plan: DataPlan, valid: bool) -> dict[str, np.ndarray]:
-    """Ray Data batch fn: select split rows, decode image bytes to uint8 [B, C, H, W], stack labels."""
-    rows = select_rows(batch, plan, valid)
+def decode_batch(rows: pa.Table, plan: DataPlan) -> dict[str, np.ndarray]:
+    """Ray Data batch fn: decode the image bytes of `rows` (one split's, see `select_rows`) to uint8
+    [B, C, H, W] and stack their labels."""
     recipe = CleanRecipe.from_json(plan.recipe_json)
     images = [decode_slice(data, recipe) for data in rows["image"].to_pylist()]
-    stacked = np.stack(images).transpose(0, 3, 1, 2) if images else np.zeros(
-        (0, plan.in_channels, plan.stored_size, plan.stored_size), np.uint8)
+    if not images:
+        raise ValueError("decode_batch got no rows: select the split first (select_rows), so batches are never empty")
     labels = np.stack([rows[label_column(n)].to_numpy(zero_copy_only=False) for n in plan.labels], axis=1)
     return {
-        "image": np.ascontiguousarray(stacked),
+        "image": np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)),
         "labels": labels.astype(np.float32).reshape(len(images), len(plan.labels)),
         "uid_hash": uid_hash(rows["sop_instance_uid"].to_pylist()),
     }
 
 
 def build_datasets(plan: DataPlan, batch_rows: int = 64) -> dict:
-    """Lazy Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks."""
+    """Lazy Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks.
+
+    The split is selected before decoding, in its own map (fused into the same tasks): a block with no row
+    of the split then yields no batch, where an empty decoded batch would make Ray store the image column
+    as pickled Python objects (its tensor type cannot hold zero rows), slowing every consumer.
+    """
     import ray.data
 
     columns = sorted({*ID_COLUMNS, "image", *(label_column(n) for n in plan.labels),
                       *(["label_any"] if plan.positives_only else [])})
     out = {}
     for name, valid in (("train", False), ("valid", True)):
-        ds = ray.data.read_parquet(list(plan.files), columns=columns)
-        out[name] = ds.map_batches(
-            decode_batch, batch_format="pyarrow", batch_size=batch_rows,
-            fn_kwargs={"plan": plan, "valid": valid},
-        )
+        ds = ray.data.read_parquet(list(plan.files)).select_columns(columns)
+        ds = ds.map_batches(select_rows, batch_format="pyarrow", batch_size=None,
+                            fn_kwargs={"plan": plan, "valid": valid})
+        out[name] = ds.map_batches(decode_batch, batch_format="pyarrow", batch_size=batch_rows,
+                                   fn_kwargs={"plan": plan})
     out["train"] = out["train"].randomize_block_order()
     return out

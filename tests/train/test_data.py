@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ich_ray.train.data import decode_batch, plan_data, uid_hash
+from ich_ray.train.data import decode_batch, plan_data, select_rows, uid_hash
 
 
 def test_plan_splits_by_patient_and_counts_every_row(images_root):
@@ -24,9 +24,9 @@ def test_positives_only_keeps_bleeds(images_root):
 
 def test_decode_batch_selects_the_split_and_decodes_images(images_root):
     plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
-    table = pq.read_table(sorted((images_root / "images").glob("*.parquet"))[0])
-    valid = decode_batch(table, plan, valid=True)
-    train = decode_batch(table, plan, valid=False)
+    table = pq.read_table(sorted((images_root / "images").glob("*.parquet")))
+    valid = decode_batch(select_rows(table, plan, valid=True), plan)
+    train = decode_batch(select_rows(table, plan, valid=False), plan)
     assert len(valid["image"]) + len(train["image"]) == table.num_rows
     assert train["image"].shape[1:] == (3, 64, 64) and train["image"].dtype == np.uint8
     assert train["labels"].shape == (len(train["image"]), 1)
@@ -37,6 +37,13 @@ def test_decode_batch_selects_the_split_and_decodes_images(images_root):
                                                table["patient_id"].to_pylist(), strict=True)
                              if p in plan.valid_keys]).tolist())
     assert set(valid["uid_hash"].tolist()) == expected
+
+
+def test_decode_refuses_an_empty_batch(images_root):
+    plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
+    table = pq.read_table(sorted((images_root / "images").glob("*.parquet"))[0])
+    with pytest.raises(ValueError, match="select the split first"):
+        decode_batch(table.slice(0, 0), plan)
 
 
 def test_uid_hash_is_stable_and_non_negative():
