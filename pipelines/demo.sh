@@ -24,11 +24,11 @@ step "5/8 baseline: metadata-only random forest"
 ich-ray baseline --data "$ROOT" --tracking-uri "$TRACKING"
 
 step "6/8 train two architectures on the six labels with Ray Train (CPU, 2 workers, progressive 64 -> 128 px)"
-# No ImageNet weights can be downloaded here, so the models start from random init and a frozen body would
-# train only the head: the demo skips the freeze epoch (recipes with `pretrained: true` keep it).
+# No ImageNet weights can be downloaded here, so the models start from random init (and, without pretrained
+# weights, train with no frozen-body epoch).
 for arch in resnet18 alexnet; do
   ich-ray train --data "$ROOT" --arch "$arch" --task multilabel --epochs 5 --set 'sizes=[64,128]' --workers 2 \
-    --set freeze_epochs=0 --set lr=0.003 \
+    --set lr=0.003 \
     --tracking-uri "$TRACKING" --run-name "demo-$arch-multilabel" --register-as ich-ray-demo
 done
 

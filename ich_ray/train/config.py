@@ -28,7 +28,9 @@ class TrainConfig:
     lr: float | str = 1e-3  # a number, or "auto" (LR range test first)
     weight_decay: float = 0.01
     pct_start: float = 0.25
-    freeze_epochs: int = 1  # body frozen (BatchNorm trainable) for the first epochs
+    # Body frozen (BatchNorm trainable) for the first epochs: fastai's fine_tune of pretrained weights.
+    # Default 1 with pretrained weights, 0 from scratch (freezing a random body only wastes epochs).
+    freeze_epochs: int | None = None
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     max_grad_norm: float | None = None
     augment: bool = True
@@ -60,6 +62,12 @@ class TrainConfig:
     def labels(self) -> tuple[str, ...]:
         return TASKS[self.task]
 
+    @property
+    def body_frozen_epochs(self) -> int:
+        if self.freeze_epochs is not None:
+            return self.freeze_epochs
+        return 1 if self.pretrained else 0
+
     def resolved(self) -> TrainConfig:
         """Validated copy with every default filled in (what is logged as params)."""
         self.validate()
@@ -67,6 +75,7 @@ class TrainConfig:
         return dataclasses.replace(
             self,
             size_epochs=self.size_epochs or _even_stages(self.epochs, len(self.sizes)),
+            freeze_epochs=self.body_frozen_epochs,
             cpus_per_worker=self.cpus_per_worker or (None if self.use_gpu else 0.5),
             experiment=self.experiment or EXPERIMENTS[self.task],
             run_name=self.run_name or f"{self.arch}-{self.task}" + ("-positives" if self.positives_only else ""),
@@ -89,7 +98,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.freeze_epochs <= self.epochs:
+        if not 0 <= self.body_frozen_epochs <= self.epochs:
             raise ValueError(f"freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
         if self.lr != "auto" and not self.lr > 0:
             raise ValueError(f"lr must be > 0 or 'auto', got {self.lr}")

@@ -37,7 +37,7 @@ def lr_find_worker(config: dict) -> None:
 
     cfg, plan = LRFindConfig(**config["cfg"]), DataPlan(**config["plan"])
     parts = build_parts(cfg, plan, cfg.start_lr, 1, ray.train.torch.get_device())
-    parts.spec.set_body_frozen(parts.model, cfg.freeze_epochs > 0)  # test the LR of the first training phase
+    parts.spec.set_body_frozen(parts.model, cfg.body_frozen_epochs > 0)  # test the LR of the first training phase
     shard = ray.train.get_dataset_shard("train")
     result = lr_range_test(
         parts.model, lambda: shard.iter_torch_batches(batch_size=cfg.batch_size, device=parts.device),

@@ -147,8 +147,8 @@ def train_worker(config: dict) -> None:
             tracker.log_figure(lr_finder_plot(found["lrs"], found["losses"], config["lr"]), "lr_find.png")
         wrapped, frozen = None, None
         for epoch in range(start, cfg.epochs):
-            if body_frozen(epoch, cfg.freeze_epochs) != frozen or wrapped is None:
-                frozen = body_frozen(epoch, cfg.freeze_epochs)
+            if body_frozen(epoch, cfg.body_frozen_epochs) != frozen or wrapped is None:
+                frozen = body_frozen(epoch, cfg.body_frozen_epochs)
                 parts.spec.set_body_frozen(parts.model, frozen)
                 # DDP registers only parameters that require grad: re-wrap whenever the frozen set changes.
                 wrapped = ray.train.torch.prepare_model(parts.model, move_to_device=False)
