@@ -1,8 +1,5 @@
-"""`ich-ray predict` end to end on the shared local Ray: a registered MLflow model, the real GE series and a
-synthetic set with known bleeds and malformed files.
-
-Training (issue 4) is not wired to the CLI yet, so the model is a randomly initialised registry network logged
-with training's own metadata dict (`model_metadata`); the predict side is identical either way.
+"""`ich-ray predict` end to end on the shared local Ray: a model trained and registered by `ich-ray train` on
+synthetic DICOM (2.5D, 9 channels), the real GE series and a synthetic set with known bleeds and malformed files.
 """
 
 from __future__ import annotations
@@ -29,18 +26,19 @@ def _metadata(labels) -> dict:
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory):
-    import mlflow.pytorch  # binds `mlflow` too
+def registered(ray_session, tmp_path_factory):
+    """Synthetic DICOM -> metadata -> clean (2.5D, 64 px) -> one epoch of multilabel ResNet18, registered as
+    `ich-test` in a fresh MLflow store; returns the tracking URI."""
+    from ich_ray.synthetic.generate import generate_dataset
 
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("ich-ray/multilabel")
-    torch.manual_seed(0)
-    with mlflow.start_run():
-        mlflow.pytorch.log_model(create_model("resnet18", 6, RECIPE.channels), name="model",
-                                 metadata=_metadata(LABELS), registered_model_name="ich-test",
-                                 pip_requirements=[], serialization_format="pickle")
-    mlflow.set_tracking_uri(None)  # leave no process-wide URI behind for later tests
+    base = tmp_path_factory.mktemp("trained")
+    synth = generate_dataset(base / "synth", patients=4, size=64, seed=3)
+    root, uri = base / "root", f"sqlite:///{base / 'mlflow.db'}"
+    assert main(["metadata", "--input", str(synth.dicom_dir), "--out", str(root), "--labels", str(synth.labels_csv)]) == 0
+    assert main(["clean", "--data", str(root), "--size", "64", "--context"]) == 0
+    assert main(["train", "--data", str(root), "--arch", "resnet18", "--task", "multilabel", "--epochs", "1",
+                 "--size", "64", "--workers", "1", "--tracking-uri", uri, "--register-as", "ich-test",
+                 "--set", f"storage_path={base / 'runs'}", "--set", "batch_size=16"]) == 0
     return uri
 
 
