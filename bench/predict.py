@@ -5,7 +5,7 @@ and run the same randomly initialised model. The naive loop reads each file once
 a time; the pipeline is `read_headers` + `predict_slices` (Ray Data, actor pool, batches) on an already
 started local Ray (Ray's start-up is excluded; actor start-up is included).
 
-    .venv/bin/python bench/predict.py [--patients 8] [--size 128] [--cpus 2] [--repeat 2]
+    .venv/bin/python bench/predict.py [--patients 16] [--size 128] [--cpus 2] [--repeat 2]
 
 Last line: predict_vs_naive=<pipeline slices/s over naive slices/s>.
 """
@@ -58,7 +58,7 @@ def pipeline(paths: list[str], spec, state, cpus: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patients", type=int, default=8)
+    parser.add_argument("--patients", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--cpus", type=int, default=2)

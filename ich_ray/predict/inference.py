@@ -1,7 +1,8 @@
 """Batch inference on Ray Data: a header pass, then read + prepare + predict in an actor pool.
 
-1. `read_headers`: tasks read every file's header (`slices.header_rows`); the driver orders slices by
-   position within each series (`slices.order_slices`), so 2.5D recipes get the right neighbours.
+1. `read_headers`: every file's header (`slices.header_rows`), in Ray tasks for large inputs and in the
+   driver for small ones; the driver orders slices by position within each series (`slices.order_slices`),
+   so 2.5D recipes get the right neighbours.
 2. `predict_slices`: the ordered ok rows stream through `map_batches(SlicePredictor,
    compute=ActorPoolStrategy(size=n))`. Each actor builds the model once from the state dict (put in
    the object store once), reads and prepares its batch's slices with training's code and returns one
@@ -25,6 +26,9 @@ from ich_ray.predict.slices import SliceLoader, describe_error, header_rows, ord
 log = logging.getLogger(__name__)
 
 HEADER_FILES_PER_TASK = 64
+# Up to this many files the header pass runs in the driver: a header read costs ~1 ms, while Ray worker
+# processes for the tasks take seconds to start (and the actor pool's start-up reaps idle ones).
+LOCAL_HEADER_FILES = 2000
 RESULT_SCHEMA = pa.schema(
     [("path", pa.string()), ("error_type", pa.string()), ("error", pa.string()),
      *((name, pa.float64()) for name in PROB_COLUMNS)]
@@ -39,8 +43,8 @@ def read_headers(paths: list[str]) -> pl.DataFrame:
     """Header rows for every path (ok or failed), ordered within series (`slices.order_slices`)."""
     import ray
 
-    if not paths:
-        return order_slices(header_rows([]))
+    if len(paths) <= LOCAL_HEADER_FILES:
+        return order_slices(header_rows(paths))
     blocks = max(1, min(len(paths) // HEADER_FILES_PER_TASK, 4 * int(ray.cluster_resources().get("CPU", 1))))
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
     ds = ds.map_batches(_header_batch, batch_format="numpy", batch_size=HEADER_FILES_PER_TASK)
