@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -127,16 +128,27 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
 @contextlib.contextmanager
 def scoped_tracking_uri(uri: str):
     """Some MLflow calls (`<flavor>.log_model`, `models:/` resolution) read only the process-wide URI, whatever
-    URI they are given: set it for the call and put the old one back. The registry URI is never set, so it
-    keeps following the tracking URI."""
-    import mlflow
+    URI they are given: set it for the call, then put back exactly what was there. The registry URI is never
+    set, so it keeps following the tracking URI.
 
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    `mlflow.set_tracking_uri` also writes $MLFLOW_TRACKING_URI (and None unsets it), and MLflow has no public
+    way to tell an explicitly set URI from the environment's; restoring `get_tracking_uri()` would pin the
+    environment's value process-wide. So the module's own value and the variable are saved and restored.
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_uri = tracking_utils._tracking_uri
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous) if previous else mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(saved_uri)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
 class MlflowTracker:

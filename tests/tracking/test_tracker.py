@@ -14,6 +14,7 @@ from ich_ray.tracking.tracker import (
     NullTracker,
     flatten_params,
     make_tracker,
+    scoped_tracking_uri,
     tracking_tags,
 )
 from ich_ray.tracking.uri import check_tracking_uri, default_tracking_uri, resolve_tracking_uri
@@ -164,6 +165,23 @@ def test_resolve_tracking_uri_order(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
     assert resolve_tracking_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+
+
+def test_scoped_tracking_uri_leaves_the_process_as_it_found_it(tmp_path, monkeypatch):
+    """Inside: MLflow's process-wide URI is ours. After: an environment-given URI is still only in the
+    environment (it must not become a process-wide setting that outlives the variable)."""
+    import mlflow
+
+    env_uri, scoped = "http://127.0.0.1:5000", f"sqlite:///{tmp_path}/scoped.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    with scoped_tracking_uri(scoped):
+        assert mlflow.get_tracking_uri() == scoped
+    assert mlflow.get_tracking_uri() == env_uri
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert not mlflow.is_tracking_uri_set()
+    with scoped_tracking_uri(scoped):
+        pass
+    assert not mlflow.is_tracking_uri_set()
 
 
 def test_tracking_tags_track_code_and_data(tmp_path):
