@@ -55,8 +55,9 @@ ROWS_PER_SHARD = 1000  # at most ~50-100 MB of 256 px PNGs per Parquet file
 
 
 @dataclass
-class CleanConfig:
-    data: str = ""
+class RecipeOptions:
+    """The image recipe and the blank-slice filter: what `clean` and `reprocess` both take."""
+
     size: int = 256
     min_brain_fraction: float = 0.02
     windows: tuple[str, ...] = ("brain", "subdural", "bone")
@@ -65,6 +66,14 @@ class CleanConfig:
     quality: int = 95
     crop: bool = True
     export_jpg: str | None = None
+
+    def recipe_options(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RecipeOptions)}
+
+
+@dataclass
+class CleanConfig(RecipeOptions):
+    data: str = ""
     address: str | None = None
     batch_size: int = SLICES_PER_BATCH
     rows_per_shard: int = ROWS_PER_SHARD

@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from ich_ray.data.clean import CleanConfig, clean_slices
+from ich_ray.data.clean import CleanConfig, RecipeOptions, clean_slices
 from ich_ray.data.io import WriterLock, list_inputs, parquet_files, require, scan_table
 from ich_ray.data.manifest import diff_inputs, publish_manifest
 from ich_ray.data.metadata import DIGEST_COLUMN, FILES_PER_BATCH, parse_files, scan_raw
@@ -40,30 +40,18 @@ SERIES = "series_instance_uid"
 
 
 @dataclass
-class ReprocessConfig:
+class ReprocessConfig(RecipeOptions):
     input: str = ""
     data: str = ""
     labels: str | None = None
     address: str | None = None
-    size: int = 256
-    min_brain_fraction: float = 0.02
-    windows: tuple[str, ...] = ("brain", "subdural", "bone")
-    context: bool = False
-    format: str = "png"
-    quality: int = 95
-    crop: bool = True
-    export_jpg: str | None = None
     batch_size: int = FILES_PER_BATCH
 
     def __post_init__(self):
         require(self, "input", "data")
 
     def clean_config(self) -> CleanConfig:
-        return CleanConfig(
-            data=self.data, size=self.size, min_brain_fraction=self.min_brain_fraction, windows=self.windows,
-            context=self.context, format=self.format, quality=self.quality, crop=self.crop,
-            export_jpg=self.export_jpg, address=self.address,
-        )
+        return CleanConfig(data=self.data, address=self.address, **self.recipe_options())
 
 
 @dataclass
