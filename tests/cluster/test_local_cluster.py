@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import local_cluster as lc
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-def load_helper():
-    path = Path(__file__).resolve().parent / "local_cluster.py"
-    spec = importlib.util.spec_from_file_location("ich_ray_test_local_cluster", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-lc = load_helper()
 
 HELLO = """
 import ray

@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import local_cluster as lc
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,3 +126,21 @@ def render(chromium: str, url: str, profile_dir: Path, screenshot: Path, budget_
     if done.returncode != 0 or not screenshot.is_file():
         pytest.fail(f"chromium failed ({done.returncode}) on {url}:\n{done.stderr[-3000:]}")
     return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and one worker node started with cluster/local.sh (one per test module)."""
+    c = lc.LocalCluster(workers=1, cpus_per_node=2)
+    try:
+        c.up()
+        yield c
+    finally:
+        c.cleanup()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    lc.run_cli("synth", "--out", str(out), "--patients", "3", "--size", "64", "--seed", "0")
+    return out

@@ -10,32 +10,21 @@ Each test prints its figures and appends them to test-artifacts/fault-tolerance.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import local_cluster as lc
 import polars as pl
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def load_helper():
-    path = Path(__file__).resolve().parents[1] / "cluster" / "local_cluster.py"
-    spec = importlib.util.spec_from_file_location("ich_ray_test_local_cluster", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-lc = load_helper()
 FIGURES = lc.REPO / "test-artifacts" / "fault-tolerance.json"
 
 
@@ -45,23 +34,6 @@ def record(name: str, figures: dict) -> None:
     existing = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
     existing[name] = figures
     FIGURES.write_text(json.dumps(existing, indent=2, sort_keys=True))
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = lc.LocalCluster(workers=1, cpus_per_node=2)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.cleanup()
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth")
-    lc.run_cli("synth", "--out", str(out), "--patients", "3", "--size", "64", "--seed", "0")
-    return out
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
