@@ -54,3 +54,16 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     generate_dataset(out, patients=3, size=64, seed=0)
     return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and one worker node started with cluster/local.sh (one per test module; tests/cluster, e2e)."""
+    import local_cluster as lc  # tests/cluster, on pytest's pythonpath
+
+    c = lc.LocalCluster(workers=1, cpus_per_node=2)
+    try:
+        c.up()
+        yield c
+    finally:
+        c.cleanup()

@@ -27,16 +27,6 @@ print("HELLO_NODES", ",".join(nodes))
 """
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = lc.LocalCluster(workers=1, cpus_per_node=2)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.cleanup()
-
-
 def _submit_inline(cluster, code: str, env=None, submission_id=None) -> subprocess.CompletedProcess:
     cmd = [lc.RAY, "job", "submit", "--address", cluster.address, *(["--submission-id", submission_id] if submission_id else []),
            "--", "python", "-c", code]

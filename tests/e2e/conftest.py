@@ -129,17 +129,6 @@ def render(chromium: str, url: str, profile_dir: Path, screenshot: Path, budget_
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A head and one worker node started with cluster/local.sh (one per test module)."""
-    c = lc.LocalCluster(workers=1, cpus_per_node=2)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.cleanup()
-
-
-@pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     lc.run_cli("synth", "--out", str(out), "--patients", "3", "--size", "64", "--seed", "0")
