@@ -26,6 +26,10 @@ from ich_ray.labels import label_column
 log = logging.getLogger(__name__)
 
 ID_COLUMNS = ("sop_instance_uid", "patient_id")
+CACHE_MODES = ("auto", "always", "never")
+# cache="auto" keeps the decoded splits in the object store only when they take at most this share of it:
+# the rest stays free for Ray Data's streaming blocks and for checkpoints.
+AUTO_CACHE_SHARE = 0.25
 SHAPE_COLUMNS = ("height", "width", "channels", "recipe")
 
 
@@ -137,12 +141,33 @@ def decode_batch(rows: pa.Table, plan: DataPlan) -> dict[str, np.ndarray]:
     }
 
 
-def build_datasets(plan: DataPlan, batch_rows: int = 64) -> dict:
-    """Lazy Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks.
+def decoded_bytes(plan: DataPlan) -> int:
+    """Object-store bytes of both splits once decoded (uint8 images, float32 labels, int64 ids)."""
+    per_row = plan.in_channels * plan.stored_size ** 2 + 4 * len(plan.labels) + 8
+    return (plan.n_train + plan.n_valid) * per_row
+
+
+def should_cache(mode: str, plan: DataPlan, object_store_bytes: float) -> bool:
+    """Whether to decode once and keep the splits in the object store (`mode` auto | always | never)."""
+    if mode not in CACHE_MODES:
+        raise ValueError(f"unknown cache mode {mode!r}; valid: {', '.join(CACHE_MODES)}")
+    need = decoded_bytes(plan)
+    cache = need <= AUTO_CACHE_SHARE * object_store_bytes if mode == "auto" else mode == "always"
+    log.info("decoded splits: %.1f MiB, object store %.1f MiB: %s", need / 2**20, object_store_bytes / 2**20,
+             "decoded once and cached" if cache else "decoded every epoch (streaming)")
+    return cache
+
+
+def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False) -> dict:
+    """Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks.
 
     The split is selected before decoding, in its own map (fused into the same tasks): a block with no row
     of the split then yields no batch, where an empty decoded batch would make Ray store the image column
     as pickled Python objects (its tensor type cannot hold zero rows), slowing every consumer.
+    With `cache`, both splits are decoded now, on every CPU, and kept in the object store: each epoch then
+    streams decoded blocks instead of re-reading and re-decoding the PNGs on the CPUs training shares
+    (measured on 2 cores: the trainer waited 6-9 s per 40 s epoch for batches without it, 0.1 s with it).
+    Without it they stay lazy and are decoded every epoch, for data larger than the object store.
     """
     import ray.data
 
@@ -155,5 +180,7 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64) -> dict:
                             fn_kwargs={"plan": plan, "valid": valid})
         out[name] = ds.map_batches(decode_batch, batch_format="pyarrow", batch_size=batch_rows,
                                    fn_kwargs={"plan": plan})
+        if cache:
+            out[name] = out[name].materialize()
     out["train"] = out["train"].randomize_block_order()
     return out

@@ -40,7 +40,9 @@ def lr_find_worker(config: dict) -> None:
     parts.spec.set_body_frozen(parts.model, cfg.body_frozen_epochs > 0)  # test the LR of the first training phase
     shard = ray.train.get_dataset_shard("train")
     result = lr_range_test(
-        parts.model, lambda: shard.iter_torch_batches(batch_size=cfg.batch_size, device=parts.device),
+        parts.model, lambda: shard.iter_torch_batches(batch_size=cfg.batch_size, device=parts.device,
+                                                     local_shuffle_buffer_size=cfg.shuffle_buffer,
+                                                     local_shuffle_seed=cfg.seed),
         partial(to_model_input, size=cfg.sizes[0], mean=parts.mean, std=parts.std), parts.criterion,
         lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay), parts.stepper,
         start_lr=cfg.start_lr, end_lr=cfg.end_lr, num_iter=cfg.num_iter,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ich_ray.config import config_to_dict
 from ich_ray.train.config import TrainConfig
-from ich_ray.train.data import DataPlan, build_datasets, plan_data
+from ich_ray.train.data import DataPlan, build_datasets, plan_data, should_cache
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,12 @@ def _check_cluster(cfg: TrainConfig) -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
+def _object_store_bytes() -> float:
+    import ray
+
+    return ray.cluster_resources().get("object_store_memory", 0.0)
+
+
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, DataPlan]:
     """Resolve the config and plan the data; every input check happens here."""
     cfg = cfg.resolved()
@@ -116,7 +122,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                            "lr_find": dataclasses.asdict(found) if found is not None else None},
         scaling_config=scaling_config(cfg),
         run_config=run_config(cfg),
-        datasets=build_datasets(plan),
+        datasets=build_datasets(plan, cache=should_cache(cfg.cache, plan, _object_store_bytes())),
         dataset_config=sharded_eval_data_config(),
     )
     result = trainer.fit()

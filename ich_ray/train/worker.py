@@ -113,7 +113,7 @@ def _epoch(parts: Parts, cfg: TrainConfig, plan: DataPlan, epoch: int, wrapped: 
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + rank)
     augment = partial(BatchAugment(), generator=generator) if cfg.augment else None
     train_batches = shards["train"].iter_torch_batches(
-        batch_size=cfg.batch_size, device=parts.device, prefetch_batches=4, local_shuffle_buffer_size=4 * cfg.batch_size,
+        batch_size=cfg.batch_size, device=parts.device, prefetch_batches=4, local_shuffle_buffer_size=cfg.shuffle_buffer,
         local_shuffle_seed=cfg.seed + epoch * 100 + rank)
     stats = train_epoch(wrapped, train_batches, prepare, parts.criterion, parts.optimizer, parts.stepper,
                         parts.scheduler, augment)

@@ -1,4 +1,4 @@
-"""The driver-side plan (split, checks) and the Ray Data batch decoder, without Ray."""
+"""The driver-side plan (split, checks, cache decision), the batch decoder, and the Ray Datasets built from them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ich_ray.train.data import decode_batch, plan_data, select_rows, uid_hash
+from ich_ray.train.data import build_datasets, decode_batch, decoded_bytes, plan_data, select_rows, should_cache, uid_hash
 
 
 def test_plan_splits_by_patient_and_counts_every_row(images_root):
@@ -55,3 +55,25 @@ def test_uid_hash_is_stable_and_non_negative():
 def test_missing_images_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="no images table"):
         plan_data(tmp_path, ("any",), "patient", 0.2, 0)
+
+
+def test_auto_cache_only_when_the_decoded_splits_fit_a_quarter_of_the_object_store(images_root):
+    plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
+    assert decoded_bytes(plan) == 48 * (3 * 64 * 64 + 4 + 8)
+    assert should_cache("auto", plan, 4 * decoded_bytes(plan))
+    assert not should_cache("auto", plan, 4 * decoded_bytes(plan) - 1)
+    assert should_cache("always", plan, 0) and not should_cache("never", plan, 1e15)
+    with pytest.raises(ValueError, match="unknown cache mode 'yes'"):
+        should_cache("yes", plan, 1e15)
+
+
+@pytest.mark.ray
+def test_cached_and_streaming_datasets_hold_the_same_decoded_rows(ray_session, images_root):
+    plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
+    streamed, cached = build_datasets(plan, cache=False), build_datasets(plan, cache=True)
+    for name, count in (("train", plan.n_train), ("valid", plan.n_valid)):
+        a = {int(r["uid_hash"]): r for r in streamed[name].iter_rows()}
+        b = {int(r["uid_hash"]): r for r in cached[name].iter_rows()}
+        assert len(a) == len(b) == count and a.keys() == b.keys()
+        some = next(iter(a))
+        assert np.array_equal(a[some]["image"], b[some]["image"]) and a[some]["image"].shape == (3, 64, 64)

@@ -33,6 +33,7 @@ def _error(capsys, argv) -> str:
     (["--set", "task=segmentation"], "unknown task 'segmentation'; valid tasks: binary, multilabel"),
     (["--arch", "alexnet", "--size", "32"], "alexnet needs inputs of at least 64 px; got size 32"),
     (["--set", "split=study"], "unknown split 'study'"),
+    (["--set", "cache=sometimes"], "unknown cache mode 'sometimes'; valid: auto, always, never"),
 ])
 def test_bad_config_fails_before_ray(capsys, small_root, extra, message):
     assert message in _error(capsys, ["train", "--data", str(small_root), "--set", "track=false", *extra])
