@@ -97,6 +97,24 @@ def prepare(cfg: TrainConfig) -> tuple[TrainConfig, DataPlan]:
     return cfg, plan
 
 
+def finished_run(cfg: TrainConfig, plan: DataPlan) -> TrainResult | None:
+    """The result of an earlier run of this name that already trained every epoch, read from its last
+    checkpoint (re-running a finished command then trains nothing and opens no empty MLflow run)."""
+    import torch
+
+    from ich_ray.train.worker import CHECKPOINT_FILE, checkpoint_dir_name
+
+    last = Path(cfg.storage_path) / cfg.run_name / checkpoint_dir_name(cfg.epochs - 1)
+    if not (last / CHECKPOINT_FILE).is_file():
+        return None
+    state = torch.load(last / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    metrics = {k: v for k, v in state["history"][-1].items() if k not in ("epoch", "size")}
+    lr = state["optimizer"]["param_groups"][0].get("max_lr", float("nan"))
+    log.info("run %s already trained all %d epochs (%s): nothing to do; pass another --run-name to train again",
+             cfg.run_name, cfg.epochs, last)
+    return TrainResult(cfg.run_name, str(last.parent), str(last), metrics, lr, plan.n_train, plan.n_valid, 0.0)
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train `cfg.arch` on ROOT/images with Ray Train; returns the last epoch's metrics and checkpoint."""
     from ray.train.torch import TorchTrainer
@@ -108,6 +126,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     started = time.perf_counter()
     cfg, plan = prepare(cfg)
+    done = finished_run(cfg, plan)
+    if done is not None:
+        return done
     init_ray(cfg.address)
     nodes = _check_cluster(cfg)
     found = find_lr(cfg, plan) if cfg.lr == "auto" else None

@@ -84,6 +84,11 @@ def gather_predictions(preds: Predictions, expected: int) -> Predictions:
     return merged
 
 
+def checkpoint_dir_name(epoch: int) -> str:
+    """Name of epoch `epoch`'s checkpoint folder inside the run's storage folder."""
+    return f"epoch-{epoch:04d}"
+
+
 def _save(parts: Parts, epoch: int, history: list[dict], metadata: dict, directory: Path) -> None:
     torch.save({
         "epoch": epoch, "history": history, "metadata": metadata,
@@ -181,4 +186,4 @@ def _report(parts: Parts, epoch: int, history: list[dict], metadata: dict, metri
     with tempfile.TemporaryDirectory() as tmp:
         _save(parts, epoch, history, metadata, Path(tmp))
         ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                         checkpoint_dir_name=f"epoch-{epoch:04d}")
+                         checkpoint_dir_name=checkpoint_dir_name(epoch))

@@ -87,9 +87,11 @@ def test_train_tracks_checkpoints_and_resumes(ray_session, small_root, tmp_path,
     assert {"loss_curves.png", "roc_curves.png", "confusion_matrices.png", "prediction_grid.png"} <= artifacts
     assert client.get_latest_versions("ich-r18-test")
 
-    # the same command again resumes from the last checkpoint: nothing left to train, no new checkpoint
+    # the same command again finds the run finished: nothing trained, no new checkpoint, no empty MLflow run
     assert main(argv) == 0
+    assert f"checkpoint={run_dir / 'epoch-0001'}" in capsys.readouterr().out
     assert sorted(p.name for p in run_dir.glob("epoch-*")) == ["epoch-0000", "epoch-0001"]
+    assert [r.info.run_id for r in client.search_runs([run.info.experiment_id])] == [run.info.run_id]
 
 
 @pytest.mark.ray
