@@ -6,7 +6,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ich_ray.train.data import build_datasets, decode_batch, decoded_bytes, plan_data, select_rows, should_cache, uid_hash
+from ich_ray.train.data import (
+    build_datasets,
+    decode_batch,
+    decoded_bytes,
+    plan_data,
+    select_rows,
+    should_cache,
+    uid_hash,
+)
 
 
 def test_plan_splits_by_patient_and_counts_every_row(images_root):
