@@ -10,7 +10,7 @@ from ich_ray.data.splits import SPLIT_MODES
 from ich_ray.labels import LABELS
 from ich_ray.models.registry import get_spec
 from ich_ray.train.amp import PRECISIONS
-from ich_ray.train.data import CACHE_MODES
+from ich_ray.train.data import check_cache_mode
 
 TASKS = {"binary": ("any",), "multilabel": LABELS}
 EXPERIMENTS = {"binary": "ich-ray/binary-any", "multilabel": "ich-ray/multilabel"}
@@ -101,8 +101,7 @@ class TrainConfig:
             spec.check_size(size)
         if self.split not in SPLIT_MODES:
             raise ValueError(f"unknown split {self.split!r}; valid splits: {', '.join(SPLIT_MODES)}")
-        if self.cache not in CACHE_MODES:
-            raise ValueError(f"unknown cache mode {self.cache!r}; valid: {', '.join(CACHE_MODES)}")
+        check_cache_mode(self.cache)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         for name in ("epochs", "batch_size", "workers", "shuffle_buffer"):

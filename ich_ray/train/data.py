@@ -26,11 +26,11 @@ from ich_ray.labels import label_column
 log = logging.getLogger(__name__)
 
 ID_COLUMNS = ("sop_instance_uid", "patient_id")
+SHAPE_COLUMNS = ("height", "width", "channels", "recipe")
 CACHE_MODES = ("auto", "always", "never")
 # cache="auto" keeps the decoded splits in the object store only when they take at most this share of it:
 # the rest stays free for Ray Data's streaming blocks and for checkpoints.
 AUTO_CACHE_SHARE = 0.25
-SHAPE_COLUMNS = ("height", "width", "channels", "recipe")
 
 
 def image_files(root: str | Path) -> list[Path]:
@@ -147,10 +147,14 @@ def decoded_bytes(plan: DataPlan) -> int:
     return (plan.n_train + plan.n_valid) * per_row
 
 
-def should_cache(mode: str, plan: DataPlan, object_store_bytes: float) -> bool:
-    """Whether to decode once and keep the splits in the object store (`mode` auto | always | never)."""
+def check_cache_mode(mode: str) -> None:
     if mode not in CACHE_MODES:
         raise ValueError(f"unknown cache mode {mode!r}; valid: {', '.join(CACHE_MODES)}")
+
+
+def should_cache(mode: str, plan: DataPlan, object_store_bytes: float) -> bool:
+    """Whether to decode once and keep the splits in the object store (`mode` auto | always | never)."""
+    check_cache_mode(mode)
     need = decoded_bytes(plan)
     cache = need <= AUTO_CACHE_SHARE * object_store_bytes if mode == "auto" else mode == "always"
     log.info("decoded splits: %.1f MiB, object store %.1f MiB: %s", need / 2**20, object_store_bytes / 2**20,

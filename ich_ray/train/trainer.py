@@ -107,7 +107,8 @@ def finished_run(cfg: TrainConfig, plan: DataPlan) -> TrainResult | None:
     last = Path(cfg.storage_path) / cfg.run_name / checkpoint_dir_name(cfg.epochs - 1)
     if not (last / CHECKPOINT_FILE).is_file():
         return None
-    state = torch.load(last / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    # memory-mapped: only the history and the optimizer's settings are read, not the weights
+    state = torch.load(last / CHECKPOINT_FILE, map_location="cpu", weights_only=False, mmap=True)
     metrics = {k: v for k, v in state["history"][-1].items() if k not in ("epoch", "size")}
     lr = state["optimizer"]["param_groups"][0].get("max_lr", float("nan"))
     log.info("run %s already trained all %d epochs (%s): nothing to do; pass another --run-name to train again",

@@ -13,7 +13,6 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-
 HELLO = """
 import ray
 ray.init()

@@ -20,8 +20,6 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     port = lc.free_port()
