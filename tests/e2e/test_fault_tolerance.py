@@ -152,7 +152,9 @@ def test_overlapping_and_interrupted_reprocess_runs_leave_outputs_intact(cluster
     # Kill the winner mid-write: it holds the lock and its staging folder exists, nothing is committed.
     winner = next(r for r in runs if r is not loser)
     staging = root / ".ich-ray" / "staging"
-    assert lock_holder(root) == holder, "the winning run ended before it could be interrupted"
+    if lock_holder(root) != holder:  # a timing race seen once in CI-like runs: keep what the winner said
+        status, logs = cluster.wait_job(winner.submission_id, timeout=300)
+        pytest.fail(f"the winning run ended ({status}) before it could be interrupted:\n{logs[-4000:]}")
     wait_for(lambda: staging.is_dir() and any(staging.iterdir()), 600, "the winning run to start writing")
     os.kill(holder, signal.SIGKILL)
     status_a, _ = cluster.wait_job(winner.submission_id, timeout=300)
