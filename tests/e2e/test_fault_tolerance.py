@@ -141,22 +141,23 @@ def test_overlapping_and_interrupted_reprocess_runs_leave_outputs_intact(cluster
     shutil.copytree(base / "extra" / "dicom", inputs / "batch-2")
     n_new = sum(1 for p in (inputs / "batch-2").rglob("*") if p.is_file())
 
-    # Two runs submitted together: one takes the lock, the other must be refused by it.
+    # Two runs submitted together: one takes the lock, the other must be refused by it. The winner is frozen
+    # (SIGSTOP) as soon as it is mid-write, so it still holds the lock however late the loser's driver starts
+    # on a busy box (a fresh-clone run once saw the winner commit before the loser was even refused).
     runs = [cluster.submit("pipelines/reprocess.py", *args, wait=False) for _ in range(2)]
     holder = wait_for(lambda: lock_holder(root), 600, "a run to take ROOT/.reprocess.lock", interval=0.2)
-    loser = wait_for(lambda: next((r for r in runs if cluster.status(r.submission_id) in ("FAILED", "SUCCEEDED")), None),
-                     600, "the overlapping run to end", interval=1)
-    loser_status, loser_logs = cluster.wait_job(loser.submission_id)
-    assert loser_status == "FAILED" and "reprocess skipped" in loser_logs, loser_logs[-3000:]
-
-    # Kill the winner mid-write: it holds the lock and its staging folder exists, nothing is committed.
-    winner = next(r for r in runs if r is not loser)
     staging = root / ".ich-ray" / "staging"
-    if lock_holder(root) != holder:  # a timing race seen once in CI-like runs: keep what the winner said
-        status, logs = cluster.wait_job(winner.submission_id, timeout=300)
-        pytest.fail(f"the winning run ended ({status}) before it could be interrupted:\n{logs[-4000:]}")
-    wait_for(lambda: staging.is_dir() and any(staging.iterdir()), 600, "the winning run to start writing")
-    os.kill(holder, signal.SIGKILL)
+    wait_for(lambda: staging.is_dir() and any(staging.iterdir()), 600, "the winning run to start writing", interval=0.1)
+    os.kill(holder, signal.SIGSTOP)
+    try:
+        assert lock_holder(root) == holder and snapshot(root) == before, "the winner committed before it was frozen"
+        loser = wait_for(lambda: next((r for r in runs if cluster.status(r.submission_id) in ("FAILED", "SUCCEEDED")),
+                                      None), 600, "the overlapping run to end", interval=1)
+        loser_status, loser_logs = cluster.wait_job(loser.submission_id)
+    finally:
+        os.kill(holder, signal.SIGKILL)  # the interruption: killed mid-write, nothing committed
+    assert loser_status == "FAILED" and "reprocess skipped" in loser_logs, loser_logs[-3000:]
+    winner = next(r for r in runs if r is not loser)
     status_a, _ = cluster.wait_job(winner.submission_id, timeout=300)
     leftovers = sorted(p.name for p in staging.iterdir())
     visible = read_metadata(root)
