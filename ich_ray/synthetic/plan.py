@@ -37,8 +37,12 @@ class SeriesPlan:
 
 
 def uid(seed: int, *parts: object) -> str:
-    """A real-looking, reproducible UID (pydicom's root, entropy from the seed and the object's role)."""
-    return str(generate_uid(entropy_srcs=["ich-ray-synth", str(seed), *map(str, parts)]))
+    """A real-looking, reproducible UID (pydicom's root, entropy from the seed and the object's role).
+
+    The parts are joined with a separator because pydicom concatenates entropy sources as they are:
+    ("sop", 1, 11) and ("sop", 11, 1) would hash the same text and give two slices one SOPInstanceUID.
+    """
+    return str(generate_uid(entropy_srcs=["/".join(["ich-ray-synth", str(seed), *map(str, parts)])]))
 
 
 def _word(rng: np.random.Generator) -> str:

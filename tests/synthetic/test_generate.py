@@ -12,7 +12,7 @@ import pytest
 from ich_ray.cli.main import main
 from ich_ray.labels import LABELS
 from ich_ray.synthetic.generate import generate_dataset
-from ich_ray.synthetic.plan import plan_dataset
+from ich_ray.synthetic.plan import plan_dataset, uid
 
 
 def _label_rows(path: Path) -> list[tuple[str, str]]:
@@ -49,6 +49,13 @@ def test_counts_labels_and_duplicates(six_patients):
     assert len(rows) == 6 * s.n_slices + sum(Counter(rows)[d] - 1 for d in duplicates)
     assert sum(v["any"] for v in images.values()) == s.n_positive == s.label_counts["any"]
     assert all(s.label_counts[k] > 0 for k in LABELS), s.label_counts
+
+
+def test_uids_are_unique_across_series_and_slices():
+    # (series 1, slice 11) and (series 11, slice 1) once shared a SOPInstanceUID: pydicom joins entropy
+    # sources without a separator. The labels of such a pair collided ("conflicting labels, positive wins").
+    uids = {uid(7, "sop", series, z) for series in range(40) for z in range(40)}
+    assert len(uids) == 40 * 40
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
