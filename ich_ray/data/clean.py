@@ -1,6 +1,7 @@
 """Stage 2: ok slices -> ROOT/images/ (Parquet shards of PNG/JPEG bytes), on Ray Data.
 
-polars picks the slices (ok, brain fraction >= `min_brain_fraction`) and their series neighbours for 2.5D;
+polars picks the slices (ok, brain fraction >= `min_brain_fraction`, one file per SOPInstanceUID) and their
+series neighbours for 2.5D;
 Ray Data reads each file, calls `ich_ray.imaging.recipe.prepare_slice` (the one slice preparation, shared
 with predict) and `encode_slice`, and writes the shards. A slice that fails here is written to a small
 side table and ends in quarantine/ with stage=clean, so every input is accounted for:
@@ -100,16 +101,22 @@ class CleanResult:
 
 
 def select_slices(metadata: pl.LazyFrame, series: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """Ok slices (of `series` when given) with ids, labels, brain fraction and neighbour paths."""
+    """Ok slices (of `series` when given) with ids, labels, brain fraction, neighbour paths and
+    `duplicate_sop`: the file repeats a SOPInstanceUID that another file (the first path) already carries."""
     names = metadata.collect_schema().names()
     labels = [pl.col(c) if c in names else pl.lit(None, pl.Int8).alias(c) for c in LABEL_COLUMNS]
-    rows = metadata.filter(pl.col("status") == "ok")
+    # A UID names one image: a copy of it (a study exported twice) is filtered, so images/ and the training
+    # splits hold each slice once. Decided over all ok rows, so every run keeps the same file.
+    sop = pl.col("sop_instance_uid")
+    rows = metadata.filter(pl.col("status") == "ok").with_columns(
+        (sop.is_not_null() & (pl.col("path") != pl.col("path").min().over(sop))).alias("duplicate_sop"))
     if series is not None:
         rows = rows.join(series, on="series_instance_uid", how="semi")
-    by_series = "series_instance_uid"
+    # neighbours for 2.5D come from the kept slices of the series only
+    by_series = ["series_instance_uid", "duplicate_sop"]
     return (
-        rows.select("path", *ID_COLUMNS, "slice_index", *labels, "img_pct_window")
-        .sort(by_series, "slice_index")
+        rows.select("path", *ID_COLUMNS, "slice_index", *labels, "img_pct_window", "duplicate_sop")
+        .sort("series_instance_uid", "slice_index")
         .with_columns(
             pl.col("path").shift(1).over(by_series).alias("path_prev"),
             pl.col("path").shift(-1).over(by_series).alias("path_next"),
@@ -117,13 +124,25 @@ def select_slices(metadata: pl.LazyFrame, series: pl.LazyFrame | None = None) ->
     )
 
 
-def _log_dropped_positives(selection: pl.LazyFrame, keep: pl.Expr) -> int:
+def keep_slice(min_brain_fraction: float) -> pl.Expr:
+    """Slices worth an image: enough brain in the brain window, and not a copy of a kept file."""
+    return (pl.col("img_pct_window") >= min_brain_fraction) & ~pl.col("duplicate_sop")
+
+
+def log_filtered(selection: pl.LazyFrame, min_brain_fraction: float) -> int:
+    """Log what each filter drops (positives by label for the brain fraction); returns the slices filtered."""
+    low_brain = (pl.col("img_pct_window") < min_brain_fraction) & ~pl.col("duplicate_sop")
     stats = selection.select(
-        (~keep).sum().alias("filtered"), *((~keep & (pl.col(c) == 1)).sum().alias(c) for c in LABEL_COLUMNS)
+        low_brain.sum().alias("low_brain"), pl.col("duplicate_sop").sum().alias("duplicates"),
+        *((low_brain & (pl.col(c) == 1)).sum().alias(c) for c in LABEL_COLUMNS),
     ).collect()
     dropped = {c.removeprefix("label_"): stats[c].item() for c in LABEL_COLUMNS}
-    log.info("clean: the brain-fraction filter drops %d slices, positives by label: %s", stats["filtered"].item(), dropped)
-    return stats["filtered"].item()
+    log.info("clean: the brain-fraction filter drops %d slices, positives by label: %s", stats["low_brain"].item(), dropped)
+    if stats["duplicates"].item():
+        example = selection.filter("duplicate_sop").select("path", "sop_instance_uid").head(1).collect().row(0)
+        log.warning("clean: %d files repeat the SOPInstanceUID of another file and are filtered, e.g. %s (%s)",
+                    stats["duplicates"].item(), *example)
+    return stats["low_brain"].item() + stats["duplicates"].item()
 
 
 def _selection_blocks(selection: pl.LazyFrame, staged: Path, rows_per_block: int) -> list:
@@ -199,8 +218,7 @@ def clean_slices(
 
     recipe = cfg.recipe()
     selection = select_slices(metadata, series)
-    keep = pl.col("img_pct_window") >= cfg.min_brain_fraction
-    filtered = _log_dropped_positives(selection, keep)
+    filtered = log_filtered(selection, cfg.min_brain_fraction)
     failures_dir, new_images = staged / "_clean_failures", staged / "_images_new"
     failures_dir.mkdir(parents=True)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -209,7 +227,7 @@ def clean_slices(
     # fuses with the write): 4 tasks per CPU for load balance, at most `rows_per_shard` images per task.
     # (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the whole clean in one.)
     per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), cfg.rows_per_shard)
-    blocks = _selection_blocks(selection.filter(keep).drop("img_pct_window"), staged, per_block)
+    blocks = _selection_blocks(selection.filter(keep_slice(cfg.min_brain_fraction)).drop("img_pct_window", "duplicate_sop"), staged, per_block)
     if blocks:
         if cfg.export_jpg:
             Path(cfg.export_jpg).mkdir(parents=True, exist_ok=True)

@@ -90,10 +90,13 @@ def carry_images(previous: Path | None, affected: pl.DataFrame, dest: Path, run_
 
 
 def _affected_series(raw: pl.LazyFrame, previous: pl.LazyFrame | None) -> pl.DataFrame:
-    """Series of the new rows, and of the old rows those replace (a changed file may change series)."""
+    """Series of the new rows, of the old rows those replace (a changed file may change series), and of old
+    rows with a new row's SOPInstanceUID (which copy of a slice clean keeps may change)."""
     frames = [raw.select(SERIES)]
     if previous is not None:
         frames.append(previous.join(raw.select("path"), on="path", how="semi").select(SERIES))
+        uids = raw.select("sop_instance_uid").drop_nulls()
+        frames.append(previous.join(uids, on="sop_instance_uid", how="semi").select(SERIES))
     return pl.concat(frames).drop_nulls().unique().sort(SERIES).collect()
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ich_ray.cli.main import main
+from ich_ray.data.clean import keep_slice, log_filtered, select_slices
 from ich_ray.data.io import list_inputs
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice
 from ich_ray.labels import LABEL_COLUMNS
@@ -130,3 +131,22 @@ def test_clean_without_metadata_says_what_to_run(ray_session, tmp_path, capsys):
 def test_export_needs_three_channels(tmp_path, capsys):
     assert main(["clean", "--data", str(tmp_path), "--windows", "brain", "--export-jpg", str(tmp_path / "j")]) == 1
     assert "3-channel" in capsys.readouterr().err
+
+
+def test_a_second_file_with_a_kept_sop_uid_is_filtered_in_every_run(caplog):
+    # a/ and b/ hold the same slice (a study exported twice); c/ has too little brain
+    def row(path, sop, series, index, brain):
+        return {"path": path, "status": "ok", "sop_instance_uid": sop, "study_instance_uid": "st",
+                "series_instance_uid": series, "patient_id": "p", "slice_index": index, "img_pct_window": brain}
+    metadata = pl.LazyFrame([row("b/1.dcm", "1", "s2", 0, 0.5), row("a/1.dcm", "1", "s1", 0, 0.5),
+                             row("a/2.dcm", "2", "s1", 1, 0.5), row("b/2.dcm", "2", "s2", 1, 0.5),
+                             row("c/3.dcm", "3", "s3", 0, 0.0)])
+    with caplog.at_level(logging.INFO, logger="ich_ray"):
+        assert log_filtered(select_slices(metadata), 0.02) == 3
+    assert "2 files repeat the SOPInstanceUID of another file" in caplog.text and "b/" in caplog.text
+    kept = select_slices(metadata).filter(keep_slice(0.02)).collect()
+    assert sorted(kept["path"]) == ["a/1.dcm", "a/2.dcm"]
+    assert kept.sort("slice_index")["path_next"].to_list() == ["a/2.dcm", None]  # neighbours among kept files
+    # an incremental run over series s2 alone makes the same choice
+    only_s2 = select_slices(metadata, pl.LazyFrame({"series_instance_uid": ["s2"]}))
+    assert only_s2.filter(keep_slice(0.02)).collect().height == 0

@@ -88,6 +88,24 @@ def test_a_changed_file_replaces_its_row(synth_dir, grown):
     assert old_sop not in set(after["sop_instance_uid"]) and old_sop not in set(images["sop_instance_uid"])
 
 
+def test_a_copy_of_a_slice_in_another_series_keeps_one_image(synth_dir, grown):
+    import pydicom
+
+    inp, root = grown
+    meta = pl.read_parquet(root / "metadata").filter(pl.col("status") == "ok").sort("path")
+    original, sop = meta["path"][0], meta["sop_instance_uid"][0]
+    ds = pydicom.dcmread(original)
+    ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".7"  # re-sent under a new series; the slice keeps its UID
+    copy = inp / "0-resent" / "copy.dcm"  # sorts before the original: clean now keeps the copy
+    copy.parent.mkdir()
+    ds.save_as(copy)
+    summary = run_reprocess(ReprocessConfig(input=str(inp), data=str(root), size=64))
+    assert summary.n_new == 1 and summary.clean.filtered >= 1
+    assert meta["series_instance_uid"][0] in summary.affected_series  # the original's series is rebuilt
+    _, images = assert_consistent(inp, root)  # one image per SOPInstanceUID
+    assert images.filter(pl.col("sop_instance_uid") == sop)["series_instance_uid"].item() == ds.SeriesInstanceUID
+
+
 def test_crash_before_commit_leaves_nothing_visible_and_next_run_finishes(synth_dir, grown, monkeypatch):
     inp, root = grown
     before = {t: pl.read_parquet(root / t) for t in ("metadata", "images", "quarantine", "manifest")}
