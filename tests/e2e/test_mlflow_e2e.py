@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TRAIN_ARCHS = ("resnet18", "alexnet")
 EPOCHS = 2
 # 3 synthetic patients: a patient-level split can leave the validation set with one class; 20% of slices cannot.
-SPLIT = ["--set", "split=random"]
+SPLIT = ["--set", "split=random", "--set", "valid_fraction=0.3"]  # 3 patients: both classes in each split
 MODEL_NAME = "ich-ray-e2e-binary"
 
 
