@@ -227,7 +227,8 @@ def clean_slices(
     # fuses with the write): 4 tasks per CPU for load balance, at most `rows_per_shard` images per task.
     # (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the whole clean in one.)
     per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), cfg.rows_per_shard)
-    blocks = _selection_blocks(selection.filter(keep_slice(cfg.min_brain_fraction)).drop("img_pct_window", "duplicate_sop"), staged, per_block)
+    kept = selection.filter(keep_slice(cfg.min_brain_fraction)).drop("img_pct_window", "duplicate_sop")
+    blocks = _selection_blocks(kept, staged, per_block)
     if blocks:
         if cfg.export_jpg:
             Path(cfg.export_jpg).mkdir(parents=True, exist_ok=True)
