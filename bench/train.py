@@ -53,7 +53,8 @@ def plain_epoch_seconds(root: Path, size: int, batch: int, epochs: int) -> float
 
     from ich_ray.models.registry import create_model, get_spec
     from ich_ray.train.amp import AmpStepper
-    from ich_ray.train.augment import BatchAugment, to_model_input
+    from ich_ray.models.inputs import to_model_input
+    from ich_ray.train.augment import BatchAugment
     from ich_ray.train.data import decode_batch, image_files, plan_data, select_rows
     from ich_ray.train.loop import train_epoch
     from ich_ray.train.losses import make_criterion
@@ -79,11 +80,9 @@ def plain_epoch_seconds(root: Path, size: int, batch: int, epochs: int) -> float
 
 def ray_epoch_seconds(result, size: int) -> float:
     """Training seconds (validation excluded) of the fastest Ray epoch at `size`, from the run's history."""
-    import torch
+    from ich_ray.train.checkpoint import load_checkpoint
 
-    from ich_ray.train.worker import CHECKPOINT_FILE
-
-    history = torch.load(Path(result.checkpoint_path) / CHECKPOINT_FILE, weights_only=False)["history"]
+    history = load_checkpoint(result.checkpoint_path, mmap=True)["history"]
     return min(result.n_train / h["images_per_s"] for h in history if h["size"] == size)
 
 

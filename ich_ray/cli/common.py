@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-class StageNotBuilt(RuntimeError):
-    """Raised by a subcommand whose stage does not exist yet."""
-
-
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="recipe file (pipelines/*.yaml)")
     parser.add_argument(

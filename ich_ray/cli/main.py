@@ -11,9 +11,9 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from ich_ray import __version__
-from ich_ray.cli.common import StageNotBuilt
 
 SUBCOMMANDS = (
     "synth",
@@ -29,6 +29,9 @@ SUBCOMMANDS = (
 )
 
 log = logging.getLogger("ich_ray")
+
+# What the library raises on purpose for bad input or a bad config (DicomReadError is a ValueError).
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
 
 def _module(name: str):
@@ -61,15 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args._run(args) or 0)
-    except StageNotBuilt as exc:
-        print(f"ich-ray {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as exc:
-        # Expected user-facing failures (bad input, bad config): one clear line, no traceback.
+    except EXPECTED_ERRORS as exc:
+        # Raised on purpose for bad input or a bad config: one clear line (the traceback with -v).
         log.debug("failure", exc_info=True)
         print(f"ich-ray {args.command}: error: {exc}", file=sys.stderr)
         return 1
-
+    except Exception:
+        # Anything else is a bug (ours or a library's): never hide where it happened.
+        traceback.print_exc()
+        print(f"ich-ray {args.command}: unexpected error; the traceback above says where", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())

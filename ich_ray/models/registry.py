@@ -2,7 +2,7 @@
 
 Each `ArchSpec` owns its head replacement (`fc`, `classifier`, `classifier.6`), the first convolution to adapt
 to any number of input channels, the body/head freeze groups, and the input contract the data side reads
-(minimum size, default size, normalisation), in the spirit of torchvision's `models/_api.py` and timm's
+(minimum size, normalisation; the training size comes from the stored images), in the spirit of torchvision's `models/_api.py` and timm's
 `resolve_data_config`.
 """
 
@@ -34,7 +34,6 @@ class ArchSpec:
     # feature maps are still spatial (pytorch-grad-cam's choice: ResNet layer4, DenseNet's final norm,
     # AlexNet's last ReLU before the pool).
     cam_layer: str
-    default_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
 

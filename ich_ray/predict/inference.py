@@ -91,7 +91,7 @@ def model_input(spec: ModelSpec, images: np.ndarray):
     """uint8 NxHxWxC -> the normalised NCHW float tensor, with training's own transform."""
     import torch
 
-    from ich_ray.train.augment import to_model_input
+    from ich_ray.models.inputs import to_model_input
 
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     return to_model_input(batch, spec.image_size, spec.mean, spec.std)

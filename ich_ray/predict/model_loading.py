@@ -12,7 +12,6 @@ Either way the result is a `ModelSpec` (validated against the registry and the c
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +100,12 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[st
 
     from ich_ray.tracking.tracker import scoped_tracking_uri
 
-    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not tracking_uri:
-        raise ValueError(f"model {uri}: an MLflow model needs --tracking-uri (or MLFLOW_TRACKING_URI)")
+    from ich_ray.tracking.uri import resolve_tracking_uri
+
+    try:
+        tracking_uri = resolve_tracking_uri(tracking_uri)
+    except ValueError:
+        raise ValueError(f"model {uri}: an MLflow model needs --tracking-uri (or MLFLOW_TRACKING_URI)") from None
     # Scoped, not mlflow.set_tracking_uri/set_registry_uri: those are process-wide (the registry one even leaks
     # into subprocesses through MLFLOW_REGISTRY_URI), and `models:/` resolution ignores explicit URIs.
     try:
@@ -118,13 +120,8 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[st
 
 
 def _from_checkpoint(path: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    from ich_ray.train.worker import CHECKPOINT_FILE
+    from ich_ray.train.checkpoint import load_checkpoint
 
-    file = path / CHECKPOINT_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"model {path}: no {CHECKPOINT_FILE} in this checkpoint folder")
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"model {file}: not an ich-ray training checkpoint (no 'model' state dict)")
+    state = load_checkpoint(path, weights_only=True)
     spec = ModelSpec.from_metadata(state.get("metadata"), str(path))
     return spec, state["model"]

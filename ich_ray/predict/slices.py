@@ -5,7 +5,7 @@
   `with_slice_index`), and the previous/next slice of each for 2.5D context.
 - `SliceLoader`: HU of a slice and its neighbours -> `prepare_slice` (THE clean-stage preparation) ->
   uint8 HxWxC exactly as training stored it (JPEG recipes get the same lossy round trip).
-- `to_model_input` (training's) then scales, resizes to the model's input size and normalises.
+- `models.inputs.to_model_input` (the one training uses) then scales, resizes to the model's input size and normalises.
 """
 
 from __future__ import annotations

@@ -287,17 +287,19 @@ def _pip_requirements() -> list[str]:
 
 
 def make_tracker(tracking_uri: str | None, experiment: str, run_name: str, rank: int,
-                 enabled: bool = True, data_root: str | Path | None = None, resume: bool = True):
+                 enabled: bool = True, resume: bool = True):
     """`MlflowTracker` on rank 0 when enabled, `NullTracker` otherwise.
 
-    `tracking_uri` None -> $MLFLOW_TRACKING_URI, else `sqlite:///<data_root>/mlflow.db`. The store is checked
-    first, so an unreachable server fails now with its URI in the message, not after hours of training.
+    `tracking_uri` is the URI the driver resolved (`uri.resolve_tracking_uri`): it is used as given, never
+    looked up again in this process's environment. The store is checked first, so an unreachable server
+    fails now with its URI in the message, not after hours of training.
     """
     if not enabled or rank != 0:
         return NullTracker()
-    uri = resolve_tracking_uri(tracking_uri, data_root)
-    check_tracking_uri(uri)
-    return MlflowTracker(uri, experiment, run_name, resume=resume)
+    if not tracking_uri:
+        raise ValueError(f"run {run_name}: tracking is on but no tracking URI was resolved (a driver bug)")
+    check_tracking_uri(tracking_uri)
+    return MlflowTracker(tracking_uri, experiment, run_name, resume=resume)
 
 
 def tracking_tags(data_root: str | Path | None, cluster_size: int, arch: str, task: str) -> dict[str, str]:
@@ -320,8 +322,8 @@ def log_report(tracking_uri: str | None, data_root: str | Path, report_dir: str 
     report_dir = Path(report_dir) if report_dir is not None else Path(data_root) / "reports"
     if not report_dir.is_dir():
         raise FileNotFoundError(f"report folder not found: {report_dir}")
-    tracker = make_tracker(tracking_uri, "ich-ray/explore", f"explore-{Path(data_root).name}", rank=0,
-                           data_root=data_root, resume=False)
+    tracker = make_tracker(resolve_tracking_uri(tracking_uri, data_root), "ich-ray/explore",
+                           f"explore-{Path(data_root).name}", rank=0, resume=False)
     with tracker:
         tracker.set_tags(tracking_tags(data_root, cluster_size=0, arch="none", task="explore"))
         tracker.log_artifact(report_dir, artifact_path="reports")

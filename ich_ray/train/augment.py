@@ -1,4 +1,4 @@
-"""Batch preprocessing on tensors, on the training device: uint8 -> normalised float, resize, augment.
+"""Batch augmentation on tensors, on the training device (the model input itself: `models.inputs`).
 
 torchvision.transforms.v2 applies ONE set of random parameters to a whole batch tensor; augmentation needs
 per-sample randomness, so each op picks its own random subset (flip, blur) or per-sample angles (rotation,
@@ -13,19 +13,6 @@ from dataclasses import dataclass
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch.nn import functional as F
-
-
-def to_model_input(images: torch.Tensor, size: int, mean, std, channels_last: bool = False) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float [B, C, size, size], scaled to [0, 1], resized (antialiased), normalised.
-
-    channels_last: NHWC memory layout, which tensor cores run fastest under autocast on GPUs."""
-    if images.ndim != 4:
-        raise ValueError(f"expected a [B, C, H, W] batch, got shape {tuple(images.shape)}")
-    x = images.float().div_(255.0)
-    if x.shape[-2:] != (size, size):
-        x = TF.resize(x, [size, size], antialias=True)
-    x = TF.normalize(x, list(mean), list(std))
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def _rotate(x: torch.Tensor, max_degrees: float, generator: torch.Generator | None) -> torch.Tensor:

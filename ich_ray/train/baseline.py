@@ -56,6 +56,7 @@ def run_baseline(cfg: BaselineConfig) -> dict[str, float]:
 
     from ich_ray.tracking import plots
     from ich_ray.tracking.tracker import make_tracker, tracking_tags
+    from ich_ray.tracking.uri import resolve_tracking_uri
 
     started = time.perf_counter()
     frame, features = load_features(cfg)
@@ -71,8 +72,9 @@ def run_baseline(cfg: BaselineConfig) -> dict[str, float]:
     prob = forest.predict_proba(x[is_valid])[:, list(forest.classes_).index(1)]
     y_true, y_prob = y[is_valid][:, None], prob[:, None]
     metrics = compute_metrics(y_true, y_prob, [cfg.label])
-    tracker = make_tracker(cfg.tracking_uri, cfg.experiment, cfg.run_name or f"random-forest-{cfg.label}", rank=0,
-                           enabled=cfg.track, data_root=cfg.data, resume=False)
+    uri = resolve_tracking_uri(cfg.tracking_uri, cfg.data) if cfg.track else None
+    tracker = make_tracker(uri, cfg.experiment, cfg.run_name or f"random-forest-{cfg.label}", rank=0,
+                           enabled=cfg.track, resume=False)
     with tracker:
         tracker.log_params({**config_to_dict(cfg), "features": features, "n_train": int((~is_valid).sum()),
                             "n_valid": int(is_valid.sum())})

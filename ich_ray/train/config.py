@@ -9,6 +9,7 @@ from pathlib import Path
 from ich_ray.data.splits import SPLIT_MODES
 from ich_ray.labels import LABELS
 from ich_ray.models.registry import get_spec
+from ich_ray.tracking.uri import resolve_tracking_uri
 from ich_ray.train.amp import PRECISIONS
 from ich_ray.train.data import check_cache_mode
 
@@ -23,7 +24,9 @@ class TrainConfig:
     task: str = "binary"  # binary (label any) | multilabel (five subtypes + any)
     positives_only: bool = False  # the paper's protocol: multilabel on bleed-positive slices only
     epochs: int = 5
-    sizes: tuple[int, ...] = (128,)  # progressive resizing, e.g. (64, 128, 256)
+    # Training image sizes, progressive resizing when several, e.g. (64, 128, 256); each at most the stored
+    # image size of ROOT/images. Empty: the stored size.
+    sizes: tuple[int, ...] = ()
     size_epochs: tuple[int, ...] = ()  # epochs per size stage; default: split epochs evenly
     batch_size: int = 32
     # Rows each worker shuffles locally on top of the random block order. Blocks hold neighbouring slices of a
@@ -51,7 +54,7 @@ class TrainConfig:
     split: str = "patient"  # patient | random (the paper's 20% of slices)
     valid_fraction: float = 0.2
     track: bool = True
-    tracking_uri: str | None = None
+    tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<data>/mlflow.db
     experiment: str | None = None
     run_name: str | None = None
     register_as: str | None = None
@@ -77,12 +80,16 @@ class TrainConfig:
         return 1 if self.pretrained else 0
 
     def resolved(self) -> TrainConfig:
-        """Validated copy with every default filled in (what is logged as params)."""
+        """Validated copy with every default filled in (what is logged as params): the absolute data root and
+        the tracking URI are resolved here, on the driver, and workers use these values as they are. The
+        sizes are fitted to the stored images by `driver.prepare`."""
         self.validate()
-        root = Path(self.data)
+        root = Path(self.data).resolve()
         return dataclasses.replace(
             self,
-            size_epochs=self.size_epochs or _even_stages(self.epochs, len(self.sizes)),
+            data=str(root),
+            tracking_uri=resolve_tracking_uri(self.tracking_uri, root) if self.track else self.tracking_uri,
+            size_epochs=self.size_epochs or (_even_stages(self.epochs, len(self.sizes)) if self.sizes else ()),
             freeze_epochs=self.body_frozen_epochs,
             cpus_per_worker=self.cpus_per_worker or (None if self.use_gpu else 0.5),
             experiment=self.experiment or EXPERIMENTS[self.task],

@@ -16,9 +16,10 @@ from functools import partial
 from pathlib import Path
 
 from ich_ray.config import config_to_dict
-from ich_ray.train.augment import to_model_input
+from ich_ray.models.inputs import to_model_input
 from ich_ray.train.config import LRFindConfig, TrainConfig
 from ich_ray.train.data import DataPlan, build_datasets
+from ich_ray.train.driver import prepare, run_config, scaling_config
 from ich_ray.train.lr_finder import LRFindResult, lr_range_test
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ def find_lr(cfg: TrainConfig, plan: DataPlan, **test_args) -> LRFindResult:
     """Run the range test (Ray must be up). Files land in <storage_path>/<run_name>/; returns the result."""
     from ray.train.torch import TorchTrainer
 
-    from ich_ray.train.trainer import run_config, scaling_config
-
     lr_cfg = LRFindConfig(**{**config_to_dict(cfg), **test_args, "workers": 1})
     # a unique Ray run per test: a fixed name would "resume" the finished test instead of running it again
     name = f"{cfg.run_name}-lr-find-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -86,13 +85,12 @@ def run_lr_find(cfg: LRFindConfig) -> LRFindResult:
     """`ich-ray lr-find`: the range test, its plot in the run folder and in MLflow (run `<run_name>-lr-find`)."""
     from ich_ray.ray_utils import init_ray
     from ich_ray.tracking.tracker import make_tracker
-    from ich_ray.train.trainer import prepare
 
     resolved, plan = prepare(cfg)
     init_ray(resolved.address)
     result = find_lr(resolved, plan, start_lr=cfg.start_lr, end_lr=cfg.end_lr, num_iter=cfg.num_iter)
     tracker = make_tracker(resolved.tracking_uri, resolved.experiment, f"{resolved.run_name}-lr-find", rank=0,
-                           enabled=resolved.track, data_root=resolved.data, resume=False)
+                           enabled=resolved.track, resume=False)
     with tracker:
         tracker.log_params({**config_to_dict(resolved), "suggested_lr": result.suggested_lr})
         tracker.log_metrics({"suggested_lr": result.suggested_lr, "lr_steep": result.lr_steep,

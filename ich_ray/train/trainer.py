@@ -15,29 +15,12 @@ from pathlib import Path
 
 from ich_ray.config import config_to_dict
 from ich_ray.train.config import TrainConfig
-from ich_ray.train.data import DataPlan, build_datasets, plan_data, should_cache
+from ich_ray.train.data import DataPlan, build_datasets, should_cache
+from ich_ray.train.driver import (check_cluster, object_store_bytes, prepare, run_config, scaling_config,
+                                  sharded_eval_data_config)
+from ich_ray.train.lr_find_run import find_lr
 
 log = logging.getLogger(__name__)
-
-
-def sharded_eval_data_config(eval_names: tuple[str, ...] = ("valid",)):
-    """Train V2 DataConfig: `train` split equally (DDP needs equal step counts), eval sets split unequally so
-    every validation row is scored exactly once (the default equal split may drop rows)."""
-    from ray.train import DataConfig
-
-    class ShardedEvalDataConfig(DataConfig):
-        def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
-            rest = {n: ds for n, ds in datasets.items() if n not in eval_names}
-            output = (super().configure(rest, world_size, worker_handles, worker_node_ids, **kwargs)
-                      if rest else [{} for _ in range(world_size)])
-            for name in datasets.keys() & set(eval_names):
-                ds = datasets[name].copy(datasets[name])
-                ds.context.execution_options = self._resolve_execution_options(name)
-                for i, split in enumerate(ds.streaming_split(world_size, equal=False)):
-                    output[i][name] = split
-            return output
-
-    return ShardedEvalDataConfig()
 
 
 @dataclass
@@ -52,63 +35,16 @@ class TrainResult:
     seconds: float
 
 
-def scaling_config(cfg: TrainConfig):
-    from ray.train import ScalingConfig
-
-    resources = {"CPU": cfg.cpus_per_worker} if cfg.cpus_per_worker else None
-    if cfg.use_gpu and resources is not None:
-        resources["GPU"] = 1
-    return ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu, resources_per_worker=resources)
-
-
-def run_config(cfg: TrainConfig, name: str | None = None):
-    from ray.train import FailureConfig, RunConfig
-
-    return RunConfig(name=name or cfg.run_name, storage_path=cfg.storage_path,
-                     failure_config=FailureConfig(max_failures=cfg.max_failures))
-
-
-def _check_cluster(cfg: TrainConfig) -> int:
-    """Number of alive nodes; raises when --gpu asks for more GPUs than the cluster has."""
-    import ray
-
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if cfg.use_gpu and gpus < cfg.workers:
-        raise ValueError(f"--gpu with {cfg.workers} workers needs {cfg.workers} GPUs; the cluster has {gpus:g}")
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
-def _object_store_bytes() -> float:
-    import ray
-
-    return ray.cluster_resources().get("object_store_memory", 0.0)
-
-
-def prepare(cfg: TrainConfig) -> tuple[TrainConfig, DataPlan]:
-    """Resolve the config and plan the data; every input check happens here."""
-    cfg = cfg.resolved()
-    plan = plan_data(cfg.data, cfg.labels, cfg.split, cfg.valid_fraction, cfg.seed, cfg.positives_only)
-    if cfg.track:
-        from ich_ray.tracking.tracker import check_tracking_uri, resolve_tracking_uri
-
-        check_tracking_uri(resolve_tracking_uri(cfg.tracking_uri, cfg.data))
-    log.info("train %s/%s: %d train, %d valid slices, %d channels, stored %d px, sizes %s",
-             cfg.arch, cfg.task, plan.n_train, plan.n_valid, plan.in_channels, plan.stored_size, cfg.sizes)
-    return cfg, plan
-
-
 def finished_run(cfg: TrainConfig, plan: DataPlan) -> TrainResult | None:
     """The result of an earlier run of this name that already trained every epoch, read from its last
     checkpoint (re-running a finished command then trains nothing and opens no empty MLflow run)."""
-    import torch
-
-    from ich_ray.train.worker import CHECKPOINT_FILE, checkpoint_dir_name
+    from ich_ray.train.checkpoint import checkpoint_dir_name, load_checkpoint
 
     last = Path(cfg.storage_path) / cfg.run_name / checkpoint_dir_name(cfg.epochs - 1)
-    if not (last / CHECKPOINT_FILE).is_file():
+    if not last.is_dir():
         return None
     # memory-mapped: only the history and the optimizer's settings are read, not the weights
-    state = torch.load(last / CHECKPOINT_FILE, map_location="cpu", weights_only=False, mmap=True)
+    state = load_checkpoint(last, mmap=True)
     metrics = {k: v for k, v in state["history"][-1].items() if k not in ("epoch", "size")}
     lr = state["optimizer"]["param_groups"][0].get("max_lr", float("nan"))
     log.info("run %s already trained all %d epochs (%s): nothing to do; pass another --run-name to train again",
@@ -122,7 +58,6 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     from ich_ray.ray_utils import init_ray
     from ich_ray.tracking.tracker import tracking_tags
-    from ich_ray.train.lr_find_run import find_lr
     from ich_ray.train.worker import train_worker
 
     started = time.perf_counter()
@@ -131,7 +66,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if done is not None:
         return done
     init_ray(cfg.address)
-    nodes = _check_cluster(cfg)
+    nodes = check_cluster(cfg)
     found = find_lr(cfg, plan) if cfg.lr == "auto" else None
     lr = found.suggested_lr if found is not None else cfg.lr
     params = {**config_to_dict(cfg), "lr": lr, "lr_source": "auto" if cfg.lr == "auto" else "given",
@@ -144,7 +79,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                            "lr_find": dataclasses.asdict(found) if found is not None else None},
         scaling_config=scaling_config(cfg),
         run_config=run_config(cfg),
-        datasets=build_datasets(plan, cache=should_cache(cfg.cache, plan, _object_store_bytes())),
+        datasets=build_datasets(plan, cache=should_cache(cfg.cache, plan, object_store_bytes())),
         dataset_config=sharded_eval_data_config(),
     )
     result = trainer.fit()

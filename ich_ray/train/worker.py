@@ -21,7 +21,9 @@ from torch import nn
 
 from ich_ray.models.registry import ArchSpec, create_model, get_spec
 from ich_ray.train.amp import AmpStepper
-from ich_ray.train.augment import BatchAugment, to_model_input
+from ich_ray.models.inputs import to_model_input
+from ich_ray.train.augment import BatchAugment
+from ich_ray.train.checkpoint import checkpoint_dir_name, load_checkpoint, save_checkpoint
 from ich_ray.train.config import TrainConfig
 from ich_ray.train.data import DataPlan
 from ich_ray.train.loop import EpochStats, Predictions, predict, train_epoch
@@ -31,7 +33,6 @@ from ich_ray.train.schedule import OneCycle, body_frozen, size_for_epoch, steps_
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
 GRID_IMAGES = 16
 
 
@@ -84,17 +85,11 @@ def gather_predictions(preds: Predictions, expected: int) -> Predictions:
     return merged
 
 
-def checkpoint_dir_name(epoch: int) -> str:
-    """Name of epoch `epoch`'s checkpoint folder inside the run's storage folder."""
-    return f"epoch-{epoch:04d}"
-
-
 def _save(parts: Parts, epoch: int, history: list[dict], metadata: dict, directory: Path) -> None:
-    torch.save({
-        "epoch": epoch, "history": history, "metadata": metadata,
+    save_checkpoint(directory, epoch, history, metadata, {
         "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.scheduler.state_dict(), "stepper": parts.stepper.state_dict(),
-    }, directory / CHECKPOINT_FILE)
+    })
 
 
 def _restore(parts: Parts, checkpoint) -> tuple[int, list[dict]]:
@@ -102,7 +97,7 @@ def _restore(parts: Parts, checkpoint) -> tuple[int, list[dict]]:
     if checkpoint is None:
         return 0, []
     with checkpoint.as_directory() as directory:
-        state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location=parts.device, weights_only=False)
+        state = load_checkpoint(directory, map_location=parts.device)
     parts.model.load_state_dict(state["model"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.scheduler.load_state_dict(state["scheduler"])
@@ -141,7 +136,7 @@ def train_worker(config: dict) -> None:
     parts = build_parts(cfg, plan, config["lr"], world, ray.train.torch.get_device())
     start, history = _restore(parts, ray.train.get_checkpoint())
     shards = {name: ray.train.get_dataset_shard(name) for name in ("train", "valid")}
-    tracker = make_tracker(cfg.tracking_uri, cfg.experiment, cfg.run_name, rank, enabled=cfg.track, data_root=cfg.data)
+    tracker = make_tracker(cfg.tracking_uri, cfg.experiment, cfg.run_name, rank, enabled=cfg.track)
     with tracker:
         tracker.log_params(config["params"])
         tracker.set_tags(config["tags"])

@@ -37,7 +37,7 @@ def test_flatten_params_nests_lists_and_cuts_long_values():
 
 
 def test_null_tracker_does_nothing_and_consumes_figures(tmp_path):
-    tracker = make_tracker(None, "ich-ray/binary-any", "r", rank=1, data_root=tmp_path)
+    tracker = make_tracker(None, "ich-ray/binary-any", "r", rank=1)
     assert isinstance(tracker, NullTracker)
     fig = _figure()
     with tracker as t:
@@ -54,7 +54,7 @@ def test_null_tracker_does_nothing_and_consumes_figures(tmp_path):
 
 
 def test_disabled_tracking_on_rank0_is_null(tmp_path):
-    assert isinstance(make_tracker(None, "e", "r", rank=0, enabled=False, data_root=tmp_path), NullTracker)
+    assert isinstance(make_tracker(None, "e", "r", rank=0, enabled=False), NullTracker)
     assert not (tmp_path / "mlflow.db").exists()
 
 

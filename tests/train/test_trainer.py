@@ -34,6 +34,7 @@ def _error(capsys, argv) -> str:
     (["--arch", "alexnet", "--size", "32"], "alexnet needs inputs of at least 64 px; got size 32"),
     (["--set", "split=study"], "unknown split 'study'"),
     (["--set", "cache=sometimes"], "unknown cache mode 'sometimes'; valid: auto, always, never"),
+    (["--set", "sizes=[64,128]"], "training sizes [64, 128] exceed the stored image size 64 px"),
 ])
 def test_bad_config_fails_before_ray(capsys, small_root, extra, message):
     assert message in _error(capsys, ["train", "--data", str(small_root), "--set", "track=false", *extra])
