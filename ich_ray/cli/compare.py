@@ -23,13 +23,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ich_ray.tracking.compare import DEFAULT_EXPERIMENTS, compare, format_table
+    from ich_ray.tracking.compare import DEFAULT_EXPERIMENTS, EPOCH_RULE, compare, format_table
     from ich_ray.tracking.registry import promote_best
     from ich_ray.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri, args.data)
     out = args.out or (Path(args.data) / "reports" / "compare" if args.data else Path("compare"))
     df, paths = compare(uri, args.experiments, out)
+    print(f"Values of the {EPOCH_RULE}; _lo/_hi: 95% patient-bootstrap interval.")
     print(format_table(df))
     print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
     if args.promote:

@@ -33,12 +33,11 @@ from ich_ray.data.summary import StageSummary
 from ich_ray.dicom.pixels import to_hu
 from ich_ray.dicom.read import read_dicom
 from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
-from ich_ray.labels import LABEL_COLUMNS
+from ich_ray.labels import ID_COLUMNS, LABEL_COLUMNS
 from ich_ray.ray_utils import fused_stage_context, init_ray
 
 log = logging.getLogger(__name__)
 
-ID_COLUMNS = ("sop_instance_uid", "study_instance_uid", "series_instance_uid", "patient_id")
 IMAGES_SCHEMA = pa.schema(
     [
         *((name, pa.string()) for name in ID_COLUMNS),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ich_ray.labels import LABELS
+from ich_ray.labels import ID_COLUMNS, LABELS
 
-ID_COLUMNS = ("patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid")
 PROB_COLUMNS = tuple(f"prob_{name}" for name in LABELS)
 
 # One row per predicted slice. A binary (`any`) model leaves the five subtype columns null.
@@ -33,10 +32,3 @@ def prob_column(label: str) -> str:
         raise ValueError(f"unknown label {label!r}; valid labels: {', '.join(LABELS)}")
     return f"prob_{label}"
 
-
-def empty_predictions() -> pl.DataFrame:
-    return pl.DataFrame(schema=PREDICTION_SCHEMA)
-
-
-def empty_failures() -> pl.DataFrame:
-    return pl.DataFrame(schema=FAILURE_SCHEMA)

@@ -1,7 +1,10 @@
 """The paper's results table, built from tracked runs: one row per run, the same columns for every run.
 
-Per-epoch metrics are summarised over each run's history: the best accuracy / accuracy_multi / AUC (max)
-and weighted log loss (min) over epochs, mean seconds per epoch and mean images per second.
+One rule for which epoch counts: the FINAL epoch, the one the logged (and registered) model holds. Picking
+each metric's best epoch would report a model nobody logged, and choosing on the validation set inflates the
+figure. Timing columns are means over epochs. Where a run logged its held-out predictions
+(`tracking.predictions`), `auc_any` and `logloss_weighted` get 95% intervals from a patient-level bootstrap,
+so a user can see whether two runs differ beyond the noise of the held-out patients.
 """
 
 from __future__ import annotations
@@ -13,26 +16,50 @@ from pathlib import Path
 import polars as pl
 
 from ich_ray.labels import LABELS
+from ich_ray.metrics import bootstrap_interval, roc_auc, weighted_log_loss
+from ich_ray.tracking.predictions import label_arrays, load_predictions
 from ich_ray.tracking.uri import check_tracking_uri
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENTS = ("ich-ray/binary-any", "ich-ray/multilabel", "ich-ray/baseline")
-BEST_MAX = ("accuracy", "accuracy_multi", *(f"auc_{label}" for label in LABELS))
-BEST_MIN = ("logloss_weighted",)
+EPOCH_RULE = "final epoch (the logged model)"
+FINAL = ("accuracy", "accuracy_multi", *(f"auc_{label}" for label in LABELS), "study_auc_any", "logloss_weighted")
 MEAN = {"epoch_time_s": "s_per_epoch", "images_per_s": "images_per_s"}
+INTERVALS = ("auc_any", "logloss_weighted")
+BOOTSTRAP_RESAMPLES = 1000
 SCHEMA = {
     "run_name": pl.String, "experiment": pl.String, "architecture": pl.String, "task": pl.String,
-    "epochs": pl.Int64, "image_size": pl.String,
-    **{name: pl.Float64 for name in (*BEST_MAX, *BEST_MIN, *MEAN.values())},
+    "epochs": pl.Int64, "image_size": pl.String, "epoch": pl.Int64,
+    **{name: pl.Float64 for name in FINAL},
+    **{f"{name}_{end}": pl.Float64 for name in INTERVALS for end in ("lo", "hi")},
+    "n_patients": pl.Int64,
+    **{name: pl.Float64 for name in MEAN.values()},
     "run_id": pl.String,
 }
 CHART_METRICS = ("auc_any", "accuracy", "accuracy_multi")
 
 
 def _history(client, run_id: str, key: str) -> list[float]:
-    values = [m.value for m in client.get_metric_history(run_id, key)]
-    return [v for v in values if not math.isnan(v)]
+    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def _intervals(client, run_id: str) -> dict:
+    """95% patient-bootstrap intervals of auc_any and logloss_weighted from the run's held-out predictions."""
+    frame = load_predictions(client, run_id)
+    if frame is None or "patient_hash" not in frame.columns or frame["patient_hash"].n_unique() < 2:
+        return {}
+    labels, y_true, y_prob = label_arrays(frame)
+    groups = frame["patient_hash"].to_numpy()
+    metrics = {"logloss_weighted": lambda t, p: weighted_log_loss(t, p, labels)}
+    if "any" in labels:
+        j = labels.index("any")
+        metrics["auc_any"] = lambda t, p: roc_auc(t[:, j], p[:, j])
+    row = {"n_patients": int(frame["patient_hash"].n_unique())}
+    for name, metric in metrics.items():
+        row[f"{name}_lo"], row[f"{name}_hi"] = bootstrap_interval(y_true, y_prob, groups, metric,
+                                                                  n_resamples=BOOTSTRAP_RESAMPLES)
+    return row
 
 
 def _summarise(client, experiment: str, run) -> dict:
@@ -43,18 +70,20 @@ def _summarise(client, experiment: str, run) -> dict:
         "experiment": experiment,
         "architecture": params.get("arch") or tags.get("arch"),
         "task": params.get("task") or tags.get("task"),
-        "image_size": params.get("size") or params.get("sizes"),
+        "image_size": params.get("sizes") or params.get("size"),
         "run_id": run.info.run_id,
     }
     epochs = params.get("epochs")
-    row["epochs"] = int(epochs) if epochs and epochs.isdigit() else len(histories.get("train_loss", [])) or None
-    for key in BEST_MAX:
-        row[key] = max(histories[key]) if histories.get(key) else None
-    for key in BEST_MIN:
-        row[key] = min(histories[key]) if histories.get(key) else None
-    for key, column in MEAN.items():
+    logged_epochs = len(histories.get("valid_loss") or histories.get("train_loss") or [])
+    row["epochs"] = int(epochs) if epochs and epochs.isdigit() else logged_epochs or None
+    row["epoch"] = logged_epochs - 1 if logged_epochs else None
+    for key in FINAL:
         values = histories.get(key)
+        row[key] = None if not values or math.isnan(values[-1]) else values[-1]
+    for key, column in MEAN.items():
+        values = [v for v in histories.get(key, []) if not math.isnan(v)]
         row[column] = sum(values) / len(values) if values else None
+    row.update(_intervals(client, run.info.run_id))
     return row
 
 
@@ -93,7 +122,8 @@ def format_table(df: pl.DataFrame, digits: int = 4) -> str:
 
 
 def comparison_chart(df: pl.DataFrame):
-    """Grouped bars per run: AUC(any), accuracy and accuracy_multi (those that any run logged)."""
+    """Grouped bars per run: AUC(any), accuracy and accuracy_multi of the final epoch, with the 95% patient
+    bootstrap interval of AUC(any) as an error bar where the run logged its predictions."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,15 +135,29 @@ def comparison_chart(df: pl.DataFrame):
     x = np.arange(len(df))
     width = 0.8 / max(1, len(metrics))
     for i, metric in enumerate(metrics):
-        values = [v if v is not None else 0.0 for v in df[metric].to_list()]
-        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=metric)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        values = np.array([v if v is not None else 0.0 for v in df[metric].to_list()])
+        errors = _error_bars(df, metric, values)
+        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=metric, yerr=errors,
+                      capsize=3 if errors is not None else 0)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
     ax.set_xticks(x, df["run_name"].to_list(), rotation=20, ha="right")
-    ax.set(ylim=(0, 1.08), ylabel="best over epochs", title="ich-ray runs")
+    ax.set(ylim=(0, 1.08), ylabel=EPOCH_RULE, title="ich-ray runs (error bars: 95% patient bootstrap)")
     if metrics:
         ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def _error_bars(df: pl.DataFrame, metric: str, values):
+    """[2, N] distances below/above each bar for `metric`'s interval columns, or None without any."""
+    import numpy as np
+
+    low, high = f"{metric}_lo", f"{metric}_hi"
+    if low not in df.columns or df[low].null_count() == len(df):
+        return None
+    lo = np.array([v if v is not None else np.nan for v in df[low].to_list()])
+    hi = np.array([v if v is not None else np.nan for v in df[high].to_list()])
+    return np.nan_to_num(np.stack([values - lo, hi - values]).clip(min=0))
 
 
 def write_comparison(df: pl.DataFrame, out_dir: str | Path) -> dict[str, Path]:
@@ -124,7 +168,8 @@ def write_comparison(df: pl.DataFrame, out_dir: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "results.csv", "markdown": out / "results.md", "png": out / "results.png"}
     df.write_csv(paths["csv"])
-    paths["markdown"].write_text(format_table(df) + "\n")
+    paths["markdown"].write_text(f"Values of the {EPOCH_RULE}; `_lo`/`_hi`: 95% patient-bootstrap interval.\n\n"
+                                 + format_table(df) + "\n")
     fig = comparison_chart(df)
     fig.savefig(paths["png"], dpi=120)
     plt.close(fig)

@@ -18,7 +18,7 @@ from ich_ray.data.io import scan_table
 from ich_ray.data.splits import check_split, make_split
 from ich_ray.labels import label_column
 from ich_ray.train.config import BaselineConfig
-from ich_ray.train.metrics import compute_metrics
+from ich_ray.metrics import compute_metrics
 
 log = logging.getLogger(__name__)
 

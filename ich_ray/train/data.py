@@ -2,8 +2,9 @@
 
 The driver reads only the small columns (ids, labels, shape, recipe) to split by patient and to fail fast on
 bad input; image bytes are read and decoded by Ray Data tasks (`map_batches`), never on the driver.
-Each batch leaving the pipeline is `image` uint8 [B, C, H, W], `labels` float32 [B, L] and `uid_hash` int64
-[B] (a stable 63-bit hash of sop_instance_uid, so gathered validation predictions can be audited).
+Each batch leaving the pipeline is `image` uint8 [B, C, H, W], `labels` float32 [B, L], and int64 [B] stable
+63-bit hashes of the ids: `uid_hash` (sop_instance_uid: gathered validation predictions are audited with it),
+`study_hash` and `patient_hash` (study-level metrics and the patient-level bootstrap of `compare`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import pyarrow.compute as pc
 from ich_ray.data.io import parquet_files
 from ich_ray.data.splits import check_split, make_split
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice
-from ich_ray.labels import label_column
+from ich_ray.labels import ID_COLUMNS, label_column
 
 log = logging.getLogger(__name__)
 
-ID_COLUMNS = ("sop_instance_uid", "patient_id")
+# batch key -> the id column it hashes
+HASH_KEYS = {"uid_hash": "sop_instance_uid", "study_hash": "study_instance_uid", "patient_hash": "patient_id"}
 SHAPE_COLUMNS = ("height", "width", "channels", "recipe")
 CACHE_MODES = ("auto", "always", "never")
 # cache="auto" keeps the decoded splits in the object store only when they take at most this share of it:
@@ -41,7 +43,7 @@ def image_files(root: str | Path) -> list[Path]:
 
 
 def uid_hash(uids) -> np.ndarray:
-    """Stable int64 id per sop_instance_uid (blake2b, 63 bits: never negative, same on every worker)."""
+    """Stable int64 id per uid string (blake2b, 63 bits: never negative, same on every worker)."""
     return np.array(
         [int.from_bytes(hashlib.blake2b(str(u).encode(), digest_size=8).digest(), "big") >> 1 for u in uids],
         dtype=np.int64,
@@ -137,13 +139,13 @@ def decode_batch(rows: pa.Table, plan: DataPlan) -> dict[str, np.ndarray]:
     return {
         "image": np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)),
         "labels": labels.astype(np.float32).reshape(len(images), len(plan.labels)),
-        "uid_hash": uid_hash(rows["sop_instance_uid"].to_pylist()),
+        **{key: uid_hash(rows[column].to_pylist()) for key, column in HASH_KEYS.items()},
     }
 
 
 def decoded_bytes(plan: DataPlan) -> int:
-    """Object-store bytes of both splits once decoded (uint8 images, float32 labels, int64 ids)."""
-    per_row = plan.in_channels * plan.stored_size ** 2 + 4 * len(plan.labels) + 8
+    """Object-store bytes of both splits once decoded (uint8 images, float32 labels, int64 id hashes)."""
+    per_row = plan.in_channels * plan.stored_size ** 2 + 4 * len(plan.labels) + 8 * len(HASH_KEYS)
     return (plan.n_train + plan.n_valid) * per_row
 
 

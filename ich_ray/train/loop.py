@@ -1,7 +1,8 @@
 """Pure-torch epoch loops, testable without Ray: train one epoch, predict over a validation stream.
 
 Batches are dicts of tensors already on the device: `image` uint8 [B, C, H, W], `labels` float [B, L],
-`uid_hash` int64 [B] (a stable id per slice so gathered predictions can be checked for drops/duplicates).
+`uid_hash` int64 [B] (a stable id per slice so gathered predictions can be checked for drops/duplicates) and,
+when the data has them, `study_hash` / `patient_hash` int64 [B] (kept with the predictions as `groups`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from ich_ray.train.amp import AmpStepper
 log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
+GROUP_KEYS = ("study_hash", "patient_hash")
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Predictions:
     y_prob: np.ndarray  # [N, L]
     uid_hash: np.ndarray  # [N]
     loss_sum: float
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # GROUP_KEYS present in the batches -> [N]
 
     @property
     def loss(self) -> float:
@@ -78,11 +81,13 @@ class Predictions:
 
     @classmethod
     def concat(cls, parts: list[Predictions]) -> Predictions:
+        keys = set.intersection(*(set(p.groups) for p in parts)) if parts else set()
         return cls(
             np.concatenate([p.y_true for p in parts]),
             np.concatenate([p.y_prob for p in parts]),
             np.concatenate([p.uid_hash for p in parts]),
             sum(p.loss_sum for p in parts),
+            {k: np.concatenate([p.groups[k] for p in parts]) for k in sorted(keys)},
         )
 
 
@@ -99,6 +104,7 @@ def predict(
     """Sigmoid probabilities over `batches`, plus the first `keep_images` uint8 images [N, H, W, C] for plots."""
     model.eval()
     y_true, y_prob, uids, kept = [], [], [], []
+    groups: dict[str, list[np.ndarray]] = {}
     loss_sum, kept_n = 0.0, 0
     for batch in batches:
         y = batch["labels"]
@@ -108,6 +114,9 @@ def predict(
         y_true.append(y.float().cpu().numpy())
         y_prob.append(torch.sigmoid(logits.float()).cpu().numpy())
         uids.append(batch["uid_hash"].cpu().numpy())
+        for key in GROUP_KEYS:
+            if key in batch:
+                groups.setdefault(key, []).append(batch[key].cpu().numpy())
         if kept_n < keep_images:
             take = batch["image"][: keep_images - kept_n].permute(0, 2, 3, 1).cpu().numpy()
             kept.append(take)
@@ -117,5 +126,6 @@ def predict(
         np.concatenate(y_prob) if y_prob else np.zeros((0, num_labels), np.float32),
         np.concatenate(uids) if uids else np.zeros((0,), np.int64),
         loss_sum,
+        {key: np.concatenate(parts) for key, parts in groups.items()},
     )
     return preds, (np.concatenate(kept) if kept else np.zeros((0, 1, 1, 1), np.uint8))

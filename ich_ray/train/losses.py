@@ -5,16 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ich_ray.labels import LABELS, RSNA_WEIGHTS
+from ich_ray.labels import rsna_weights
 
 
 def label_weights(labels: tuple[str, ...] | list[str]) -> torch.Tensor:
     """RSNA per-label weights for `labels` (`any` counts twice), e.g. (1,) for the binary task."""
-    lookup = dict(zip(LABELS, RSNA_WEIGHTS, strict=True))
-    unknown = [name for name in labels if name not in lookup]
-    if unknown:
-        raise ValueError(f"unknown labels {unknown}; valid labels: {', '.join(LABELS)}")
-    return torch.tensor([lookup[name] for name in labels], dtype=torch.float32)
+    return torch.tensor(rsna_weights(labels), dtype=torch.float32)
 
 
 class WeightedBCEWithLogits(nn.Module):

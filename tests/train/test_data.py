@@ -67,7 +67,7 @@ def test_missing_images_table(tmp_path):
 
 def test_auto_cache_only_when_the_decoded_splits_fit_a_quarter_of_the_object_store(images_root):
     plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
-    assert decoded_bytes(plan) == 48 * (3 * 64 * 64 + 4 + 8)
+    assert decoded_bytes(plan) == 48 * (3 * 64 * 64 + 4 + 3 * 8)  # image, one float label, three id hashes
     assert should_cache("auto", plan, 4 * decoded_bytes(plan))
     assert not should_cache("auto", plan, 4 * decoded_bytes(plan) - 1)
     assert should_cache("always", plan, 0) and not should_cache("never", plan, 1e15)
