@@ -74,9 +74,9 @@ def in_memory_images_per_s(size: int, batch: int, steps: int, use_gpu: bool) -> 
     """The same model, recipe and AMP step on uint8 batches already on the device (no data pipeline)."""
     import torch
 
+    from ich_ray.models.inputs import to_model_input
     from ich_ray.models.registry import create_model, get_spec
     from ich_ray.train.amp import AmpStepper
-    from ich_ray.models.inputs import to_model_input
     from ich_ray.train.augment import BatchAugment
     from ich_ray.train.loop import train_epoch
     from ich_ray.train.losses import make_criterion

@@ -51,9 +51,9 @@ def plain_epoch_seconds(root: Path, size: int, batch: int, epochs: int) -> float
     import pyarrow.parquet as pq
     import torch
 
+    from ich_ray.models.inputs import to_model_input
     from ich_ray.models.registry import create_model, get_spec
     from ich_ray.train.amp import AmpStepper
-    from ich_ray.models.inputs import to_model_input
     from ich_ray.train.augment import BatchAugment
     from ich_ray.train.data import decode_batch, image_files, plan_data, select_rows
     from ich_ray.train.loop import train_epoch

@@ -99,7 +99,6 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[st
     from mlflow.models import Model
 
     from ich_ray.tracking.tracker import scoped_tracking_uri
-
     from ich_ray.tracking.uri import resolve_tracking_uri
 
     try:

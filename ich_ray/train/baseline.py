@@ -17,8 +17,8 @@ from ich_ray.config import config_to_dict
 from ich_ray.data.io import scan_table
 from ich_ray.data.splits import check_split, make_split
 from ich_ray.labels import label_column
-from ich_ray.train.config import BaselineConfig
 from ich_ray.metrics import compute_metrics
+from ich_ray.train.config import BaselineConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 from torch import nn
 
-from ich_ray.train.loop import Predictions
 from ich_ray.metrics import compute_metrics
+from ich_ray.train.loop import Predictions
 
 log = logging.getLogger(__name__)
 

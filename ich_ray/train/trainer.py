@@ -16,8 +16,14 @@ from pathlib import Path
 from ich_ray.config import config_to_dict
 from ich_ray.train.config import TrainConfig
 from ich_ray.train.data import DataPlan, build_datasets, should_cache
-from ich_ray.train.driver import (check_cluster, object_store_bytes, prepare, run_config, scaling_config,
-                                  sharded_eval_data_config)
+from ich_ray.train.driver import (
+    check_cluster,
+    object_store_bytes,
+    prepare,
+    run_config,
+    scaling_config,
+    sharded_eval_data_config,
+)
 from ich_ray.train.lr_find_run import find_lr
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ich_ray.models.inputs import to_model_input
 from ich_ray.models.registry import ArchSpec, create_model, get_spec
 from ich_ray.train.amp import AmpStepper
-from ich_ray.models.inputs import to_model_input
 from ich_ray.train.augment import BatchAugment
 from ich_ray.train.checkpoint import checkpoint_dir_name, load_checkpoint, save_checkpoint
 from ich_ray.train.config import TrainConfig

@@ -9,8 +9,8 @@ from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABELS
 from ich_ray.models.registry import create_model
 from ich_ray.predict.model_loading import ModelSpec, build_model, load_model
-from ich_ray.train.reporting import model_metadata
 from ich_ray.train.checkpoint import CHECKPOINT_FILE
+from ich_ray.train.reporting import model_metadata
 
 RECIPE = CleanRecipe(windows=("brain", "subdural", "bone"), size=64)
 

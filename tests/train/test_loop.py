@@ -7,9 +7,9 @@ from functools import partial
 import numpy as np
 import torch
 
+from ich_ray.models.inputs import to_model_input
 from ich_ray.models.registry import create_model
 from ich_ray.train.amp import AmpStepper
-from ich_ray.models.inputs import to_model_input
 from ich_ray.train.loop import Predictions, predict, train_epoch
 from ich_ray.train.losses import make_criterion
 
