@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from ich_ray.data.io import WriterLock, content_digest, list_inputs, parquet_files, require
+from ich_ray.data.manifest import publish_manifest
 from ich_ray.data.quarantine import metadata_failures, publish_quarantine
 from ich_ray.data.snapshot import DataRoot, new_run_id
 from ich_ray.data.summary import StageSummary
@@ -143,11 +144,18 @@ def scan_raw(folder: Path, keep_node: bool = False) -> pl.LazyFrame:
     return raw if keep_node else raw.drop(NODE_COLUMN, DIGEST_COLUMN)
 
 
+def parsed_digests(listing: pl.LazyFrame, raw_dir: Path) -> pl.LazyFrame:
+    """manifest/ rows (path, file_size, mtime, digest) of the `listing` files that `parse_files` hashed."""
+    digests = scan_raw(raw_dir, keep_node=True).select("path", pl.col(DIGEST_COLUMN).alias("digest"))
+    return listing.join(digests, on="path", how="left")
+
+
 def run_metadata(cfg: MetadataConfig) -> StageSummary:
     """`ich-ray metadata`: parse every input file and publish a fresh metadata/ + quarantine/ snapshot.
 
-    The new snapshot replaces the root's previous one entirely (images/ and manifest/ described the old
-    inputs, so they are not carried over; run `clean` next, or use `reprocess` for incremental updates).
+    The new snapshot replaces the root's previous one entirely (images/ described the old inputs, so it is
+    not carried over; run `clean` next). It writes manifest/ too, so a later `reprocess` parses exactly the
+    new and changed files.
     """
     from ich_ray.data.labels import read_rsna_labels
 
@@ -162,10 +170,11 @@ def run_metadata(cfg: MetadataConfig) -> StageSummary:
         run_id = new_run_id()
         staged = root.begin(run_id)
         raw_dir = staged / "_raw"
-        nodes = parse_files(listing["path"].to_list(), raw_dir, cfg.batch_size)
+        nodes = parse_files(listing["path"].to_list(), raw_dir, cfg.batch_size, with_digest=True)
         raw = scan_raw(raw_dir)
         counts = publish_metadata(staged / "metadata", raw, previous=None, labels=labels)
         publish_quarantine(staged / "quarantine", metadata_failures(raw, run_id), previous=None)
+        publish_manifest(staged / "manifest", None, parsed_digests(listing.lazy(), raw_dir), run_id)
         shutil.rmtree(raw_dir)
         root.commit(staged)
     ok, failed = counts

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from ich_ray.data.clean import CleanConfig, RecipeOptions, clean_slices
 from ich_ray.data.io import WriterLock, list_inputs, parquet_files, require, scan_table
 from ich_ray.data.manifest import diff_inputs, publish_manifest
-from ich_ray.data.metadata import DIGEST_COLUMN, FILES_PER_BATCH, parse_files, scan_raw
+from ich_ray.data.metadata import FILES_PER_BATCH, parse_files, parsed_digests, scan_raw
 from ich_ray.data.quarantine import metadata_failures, publish_quarantine
 from ich_ray.data.snapshot import DataRoot, link_parts, new_run_id
 from ich_ray.data.summary import StageSummary
@@ -117,7 +117,6 @@ def _run(cfg: ReprocessConfig, root: DataRoot, diff, labels, start: float) -> Re
     run_id = new_run_id()
     staged = root.begin(run_id)
     nodes = parse_files(diff.work, staged / "_raw", cfg.batch_size, with_digest=True)
-    raw_all = scan_raw(staged / "_raw", keep_node=True)
     raw = scan_raw(staged / "_raw")
     previous = scan_table(root.table("metadata"))
     ok, failed = publish_metadata(staged / "metadata", raw, previous, labels)
@@ -136,11 +135,8 @@ def _run(cfg: ReprocessConfig, root: DataRoot, diff, labels, start: float) -> Re
     listing_rows = pl.LazyFrame({"path": diff.work}, schema={"path": pl.String}).join(
         diff.listing.lazy(), on="path", how="left"
     )
-    updates = pl.concat(
-        [listing_rows.join(raw_all.select("path", pl.col(DIGEST_COLUMN).alias("digest")), on="path", how="left"),
-         diff.refreshed.lazy()],
-        how="diagonal_relaxed",
-    )
+    updates = pl.concat([parsed_digests(listing_rows, staged / "_raw"), diff.refreshed.lazy()],
+                        how="diagonal_relaxed")
     publish_manifest(staged / "manifest", scan_table(root.table("manifest")), updates, run_id)  # last: marks done
     for scratch in ("_raw", "_clean_failures"):
         shutil.rmtree(staged / scratch, ignore_errors=True)

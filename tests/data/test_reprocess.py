@@ -137,3 +137,25 @@ def test_a_concurrent_run_is_refused_by_the_lock(synth_dir, grown, caplog):
         assert reprocess(inp, root) == 3
     assert "reprocess skipped" in caplog.text and "another ich-ray run" in caplog.text
     assert DataRoot(root).current() == committed
+
+
+def test_reprocess_after_metadata_and_clean_parses_only_the_new_files(synth_dir, ray_session, tmp_path):
+    """`ich-ray metadata` writes the manifest, so the first reprocess does not re-read the old files."""
+    inp, root = tmp_path / "in", tmp_path / "root"
+    first, *rest = patients(synth_dir)
+    shutil.copytree(first, inp / first.name)
+    labels = str(synth_dir / "labels.csv")
+    assert main(["metadata", "--input", str(inp), "--out", str(root), "--labels", labels]) == 0
+    manifest = pl.read_parquet(root / "manifest")
+    assert sorted(manifest["path"]) == list_inputs(inp)["path"].to_list()
+    readable = pl.read_parquet(root / "metadata").filter(pl.col("file_size").is_not_null())["path"]
+    assert manifest.filter(pl.col("path").is_in(readable.to_list()))["digest"].null_count() == 0
+    assert main(["clean", "--data", str(root), "--size", SIZE]) == 0
+    old = set(list_inputs(inp)["path"])
+    shutil.copytree(rest[0], inp / rest[0].name)
+    added = set(list_inputs(inp)["path"]) - old
+
+    summary = run_reprocess(ReprocessConfig(input=str(inp), data=str(root), labels=labels, size=64))
+    assert (summary.n_new, summary.n_changed, summary.n_unchanged) == (len(added), 0, len(old))
+    assert summary.metadata.files_in == len(added)
+    assert_consistent(inp, root)

@@ -80,12 +80,18 @@ def test_train_tracks_checkpoints_and_resumes(ray_session, small_root, tmp_path,
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ich-ray/binary-any").experiment_id])
     for name in ("train_loss", "valid_loss", "error_rate", "accuracy", "accuracy_multi", "auc_any",
-                 "logloss_weighted", "lr", "images_per_s", "epoch_time_s"):
+                 "logloss_weighted", "study_auc_any", "lr", "images_per_s", "epoch_time_s"):
         assert len(client.get_metric_history(run.info.run_id, name)) == 2, name
     assert run.data.params["arch"] == "resnet18" and run.data.tags["arch"] == "resnet18"
     assert {"data_version", "git_commit", "ray_cluster_size"} <= set(run.data.tags)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"loss_curves.png", "roc_curves.png", "confusion_matrices.png", "prediction_grid.png"} <= artifacts
+    assert {"loss_curves.png", "roc_curves.png", "confusion_matrices.png", "prediction_grid.png",
+            "validation_predictions.parquet"} <= artifacts
+    from ich_ray.tracking.predictions import load_predictions
+
+    held_out = load_predictions(client, run.info.run_id)
+    assert held_out.height == int(run.data.params["n_valid"])  # every held-out slice, of the final epoch
+    assert set(held_out["epoch"].to_list()) == {1} and held_out["patient_hash"].n_unique() >= 1
     assert client.get_latest_versions("ich-r18-test")
 
     # the same command again finds the run finished: nothing trained, no new checkpoint, no empty MLflow run
