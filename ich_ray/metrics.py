@@ -9,15 +9,12 @@ its slices' probabilities (how a triage list ranks studies).
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
 from ich_ray.labels import rsna_weights
-
-log = logging.getLogger(__name__)
 
 
 def _check(y_true: np.ndarray, y_prob: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:

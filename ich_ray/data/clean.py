@@ -54,21 +54,31 @@ SLICES_PER_BATCH = 16
 ROWS_PER_SHARD = 1000  # at most ~50-100 MB of 256 px PNGs per Parquet file
 
 
+_RECIPE_DEFAULTS = CleanRecipe()
+
+
 @dataclass
 class RecipeOptions:
-    """The image recipe and the blank-slice filter: what `clean` and `reprocess` both take."""
+    """The image recipe (defaults: `CleanRecipe`'s, declared there once) plus the export option: what `clean`
+    and `reprocess` both take."""
 
-    size: int = 256
-    min_brain_fraction: float = 0.02
-    windows: tuple[str, ...] = ("brain", "subdural", "bone")
-    context: bool = False
-    format: str = "png"
-    quality: int = 95
-    crop: bool = True
+    size: int = _RECIPE_DEFAULTS.size
+    min_brain_fraction: float = _RECIPE_DEFAULTS.min_brain_fraction
+    windows: tuple[str, ...] = _RECIPE_DEFAULTS.windows
+    context: bool = _RECIPE_DEFAULTS.context
+    format: str = _RECIPE_DEFAULTS.format
+    quality: int = _RECIPE_DEFAULTS.quality
+    crop: bool = _RECIPE_DEFAULTS.crop
     export_jpg: str | None = None
 
     def recipe_options(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RecipeOptions)}
+
+    def recipe(self) -> CleanRecipe:
+        recipe = CleanRecipe(**{f.name: getattr(self, f.name) for f in dataclasses.fields(CleanRecipe)})
+        if self.export_jpg and recipe.channels != 3:
+            raise ValueError(f"--export-jpg writes 3-channel .jpg files; this recipe makes {recipe.channels} channels")
+        return recipe
 
 
 @dataclass
@@ -80,14 +90,6 @@ class CleanConfig(RecipeOptions):
 
     def __post_init__(self):
         require(self, "data")
-
-    def recipe(self) -> CleanRecipe:
-        recipe = CleanRecipe(self.windows, self.size, self.crop, self.context, self.format, self.quality)
-        if not 0.0 <= self.min_brain_fraction <= 1.0:
-            raise ValueError(f"min_brain_fraction must be in [0, 1], got {self.min_brain_fraction}")
-        if self.export_jpg and recipe.channels != 3:
-            raise ValueError(f"--export-jpg writes 3-channel .jpg files; this recipe makes {recipe.channels} channels")
-        return recipe
 
 
 @dataclass
@@ -124,7 +126,7 @@ def select_slices(metadata: pl.LazyFrame, series: pl.LazyFrame | None = None) ->
 
 
 def keep_slice(min_brain_fraction: float) -> pl.Expr:
-    """Slices worth an image: enough brain in the brain window, and not a copy of a kept file."""
+    """Slices worth an image: not blank (`CleanRecipe.is_blank`, here in polars), and not a copy of a kept file."""
     return (pl.col("img_pct_window") >= min_brain_fraction) & ~pl.col("duplicate_sop")
 
 
@@ -164,7 +166,7 @@ def _read_hu(path: str):
 
 
 def _export_jpg(img, sop: str, recipe: CleanRecipe, export_dir: str) -> None:
-    data = encode_slice(img, dataclasses.replace(recipe, fmt="jpeg"))
+    data = encode_slice(img, dataclasses.replace(recipe, format="jpeg"))
     target = os.path.join(export_dir, f"{sop}.jpg")
     tmp = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
     with open(tmp, "wb") as f:
@@ -217,7 +219,7 @@ def clean_slices(
 
     recipe = cfg.recipe()
     selection = select_slices(metadata, series)
-    filtered = log_filtered(selection, cfg.min_brain_fraction)
+    filtered = log_filtered(selection, recipe.min_brain_fraction)
     failures_dir, new_images = staged / "_clean_failures", staged / "_images_new"
     failures_dir.mkdir(parents=True)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -226,7 +228,7 @@ def clean_slices(
     # fuses with the write): 4 tasks per CPU for load balance, at most `rows_per_shard` images per task.
     # (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the whole clean in one.)
     per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), cfg.rows_per_shard)
-    kept = selection.filter(keep_slice(cfg.min_brain_fraction)).drop("img_pct_window", "duplicate_sop")
+    kept = selection.filter(keep_slice(recipe.min_brain_fraction)).drop("img_pct_window", "duplicate_sop")
     blocks = _selection_blocks(kept, staged, per_block)
     if blocks:
         if cfg.export_jpg:

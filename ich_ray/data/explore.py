@@ -20,6 +20,7 @@ import polars as pl
 
 from ich_ray.data import report
 from ich_ray.data.io import scan_table
+from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABEL_COLUMNS, LABELS, SUBTYPES
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ REQUIRED_COLUMNS = (
     "img_pct_window", "pxrepr_fixed",
 )
 OK = pl.col("status") == "ok"
+DEFAULT_MIN_BRAIN_FRACTION = CleanRecipe().min_brain_fraction
 
 
 @dataclass
@@ -36,7 +38,7 @@ class ExploreConfig:
     data: str
     out_dir: str | None = None  # default ROOT/reports
     examples: int = 2  # example slices per subtype
-    min_brain_fraction: float = 0.02  # the blank-slice threshold; the same default as CleanConfig
+    min_brain_fraction: float = DEFAULT_MIN_BRAIN_FRACTION  # the blank-slice threshold of the clean recipe
     tracking_uri: str | None = None
     track: bool = False  # log the report to MLflow at the resolved URI even without --tracking-uri
 
@@ -223,7 +225,7 @@ def _sections(meta: pl.DataFrame, out_dir: Path, examples: int, min_brain_fracti
 
 
 def write_report(data_root: str | Path, out_dir: str | Path | None = None, examples_per_subtype: int = 2,
-                 min_brain_fraction: float = 0.02) -> Path:
+                 min_brain_fraction: float = DEFAULT_MIN_BRAIN_FRACTION) -> Path:
     """Plots and `index.html` for ROOT/metadata/ in `out_dir` (default ROOT/reports/); returns the page's path."""
     if examples_per_subtype < 0:
         raise ValueError(f"examples_per_subtype must be >= 0, got {examples_per_subtype}")

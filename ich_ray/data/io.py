@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import logging
 import os
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
-
-log = logging.getLogger(__name__)
 
 SKIP_EXTENSIONS = frozenset(
     {

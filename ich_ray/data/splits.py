@@ -3,11 +3,7 @@ random 20%, for parity). Pure numpy, seeded; the split is decided on the driver 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 SPLIT_MODES = ("patient", "random")
 

@@ -7,14 +7,11 @@ slices to a series that already exists, and the wide rows are streamed, never co
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import polars as pl
 
 from ich_ray.labels import LABEL_COLUMNS
-
-log = logging.getLogger(__name__)
 
 METADATA_PART = "part-0.parquet"
 

@@ -28,14 +28,21 @@ class CleanRecipe:
     context: 2.5D; for each window the previous slice, this slice and the next slice (slice_index order),
         so channels = 3 * len(windows), ordered [w0 prev, w0 this, w0 next, w1 prev, ...].
     crop: crop to the head's bounding box before resizing (whole slice when no head is found).
+    format / quality: png (lossless) or jpeg at `quality`.
+    min_brain_fraction: the blank-slice filter: a slice with a smaller `img_pct_window` (fraction of pixels
+        with 0 < HU < 80) is blank (above or below the head) and gets no image; stored with the recipe so
+        predict marks exactly the slices clean drops (`is_blank`).
+
+    These are the recipe's only defaults: `clean` and `reprocess` options take theirs from here.
     """
 
     windows: tuple[str, ...] = ("brain", "subdural", "bone")
     size: int = 256
     crop: bool = True
     context: bool = False
-    fmt: str = "png"
+    format: str = "png"
     quality: int = 95
+    min_brain_fraction: float = 0.02
 
     def __post_init__(self):
         windows = (self.windows,) if isinstance(self.windows, str) else tuple(self.windows)
@@ -46,14 +53,16 @@ class CleanRecipe:
         object.__setattr__(self, "windows", windows)
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < MIN_SIZE:
             raise ValueError(f"CleanRecipe: size must be an int >= {MIN_SIZE}, got {self.size!r}")
-        object.__setattr__(self, "fmt", check_format(self.fmt))
+        object.__setattr__(self, "format", check_format(self.format))
+        if not 0.0 <= self.min_brain_fraction <= 1.0:
+            raise ValueError(f"CleanRecipe: min_brain_fraction must be in [0, 1], got {self.min_brain_fraction!r}")
         if (
             isinstance(self.quality, bool)
             or not isinstance(self.quality, int)
             or not 1 <= self.quality <= 100
         ):
             raise ValueError(f"CleanRecipe: quality must be an int in 1..100, got {self.quality!r}")
-        if self.fmt == "jpeg" and self.channels not in NATIVE_CHANNELS:
+        if self.format == "jpeg" and self.channels not in NATIVE_CHANNELS:
             raise ValueError(
                 f"CleanRecipe: jpeg holds 1 or 3 channels, this recipe makes {self.channels}; use png"
             )
@@ -61,6 +70,10 @@ class CleanRecipe:
     @property
     def channels(self) -> int:
         return len(self.windows) * (3 if self.context else 1)
+
+    def is_blank(self, img_pct_window: float) -> bool:
+        """The blank-slice filter, for one slice's `img_pct_window` (clean applies the same rule in polars)."""
+        return not img_pct_window >= self.min_brain_fraction
 
     @property
     def window_objects(self) -> tuple[Window, ...]:
@@ -74,6 +87,8 @@ class CleanRecipe:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError(f"CleanRecipe JSON must be an object, got {text!r}")
+        if "fmt" in data:  # tables written before the field was named `format`
+            data["format"] = data.pop("fmt")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -109,7 +124,7 @@ def prepare_slice(
 
 
 def encode_slice(img: np.ndarray, recipe: CleanRecipe) -> bytes:
-    return encode_image(img, recipe.fmt, recipe.quality)
+    return encode_image(img, recipe.format, recipe.quality)
 
 
 def decode_slice(data: bytes, recipe: CleanRecipe) -> np.ndarray:

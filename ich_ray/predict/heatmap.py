@@ -7,7 +7,6 @@ The class-activation map is taken on the layer the model registry names for the 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 
 def grad_cam(model: nn.Module, layer: nn.Module, images: torch.Tensor, target: int) -> np.ndarray:

@@ -100,6 +100,6 @@ class SliceLoader:
     def image(self, path: str, prev_path: str | None = None, next_path: str | None = None) -> np.ndarray:
         """uint8 HxWxC, as the clean stage stored it for training."""
         img = prepare_slice(self.hu(path), self.recipe, (self.neighbour(prev_path), self.neighbour(next_path)))
-        if self.recipe.fmt == "jpeg":  # training saw the lossy JPEG, not the prepared array
+        if self.recipe.format == "jpeg":  # training saw the lossy JPEG, not the prepared array
             img = decode_slice(encode_slice(img, self.recipe), self.recipe)
         return img

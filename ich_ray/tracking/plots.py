@@ -5,7 +5,6 @@ The caller hands the figure to `Tracker.log_figure`, which saves and closes it.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 
@@ -15,8 +14,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
-log = logging.getLogger(__name__)
 
 # Radiology shorthand keeps prediction-grid titles short enough to read.
 SHORT_NAMES = {

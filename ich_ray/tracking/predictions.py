@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ich_ray.tracking.tracker import Tracker
+
 log = logging.getLogger(__name__)
 
 ARTIFACT = "validation_predictions.parquet"
@@ -30,7 +32,7 @@ def predictions_frame(y_true: np.ndarray, y_prob: np.ndarray, labels, ids: dict[
     return pl.DataFrame(columns)
 
 
-def log_predictions(tracker, frame: pl.DataFrame) -> None:
+def log_predictions(tracker: Tracker, frame: pl.DataFrame) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT
         frame.write_parquet(path)

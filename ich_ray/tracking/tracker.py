@@ -17,7 +17,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ich_ray.tracking.uri import check_tracking_uri, default_tracking_uri, resolve_tracking_uri
 
@@ -38,7 +38,10 @@ __all__ = [
 UNFINISHED = ("RUNNING", "FAILED", "KILLED")
 
 
+@runtime_checkable
 class Tracker(Protocol):
+    """What training, the baseline and explore log through: `MlflowTracker` on rank 0, `NullTracker` elsewhere."""
+
     run_id: str | None
 
     def log_params(self, params: dict[str, Any]) -> None: ...
@@ -287,7 +290,7 @@ def _pip_requirements() -> list[str]:
 
 
 def make_tracker(tracking_uri: str | None, experiment: str, run_name: str, rank: int,
-                 enabled: bool = True, resume: bool = True):
+                 enabled: bool = True, resume: bool = True) -> Tracker:
     """`MlflowTracker` on rank 0 when enabled, `NullTracker` otherwise.
 
     `tracking_uri` is the URI the driver resolved (`uri.resolve_tracking_uri`): it is used as given, never

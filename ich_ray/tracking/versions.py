@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import subprocess
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DATA_TABLES = ("metadata", "images")

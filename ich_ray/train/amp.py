@@ -7,12 +7,9 @@ so no caller can step the optimizer twice or forget to unscale before clipping.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterable
 
 import torch
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 

@@ -7,7 +7,6 @@ when the data has them, `study_hash` / `patient_hash` int64 [B] (kept with the p
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,8 +16,6 @@ import torch
 from torch import nn
 
 from ich_ray.train.amp import AmpStepper
-
-log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
 GROUP_KEYS = ("study_hash", "patient_hash")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from torch import nn
 
 from ich_ray.metrics import compute_metrics
+from ich_ray.tracking.tracker import Tracker
 from ich_ray.train.loop import Predictions
-
-log = logging.getLogger(__name__)
 
 PREDICTION_GRID_IMAGES = 16
 
@@ -38,7 +35,7 @@ def epoch_metrics(preds: Predictions, labels, train_loss: float, lr: float, imag
     return metrics
 
 
-def log_final(tracker, history: list[dict], preds: Predictions, images: np.ndarray, labels,
+def log_final(tracker: Tracker, history: list[dict], preds: Predictions, images: np.ndarray, labels,
               model: nn.Module, metadata: dict, register_as: str | None) -> None:
     """Loss curves, ROC, confusion matrices, prediction grid, the held-out predictions, and the model with its
     metadata: all of the final epoch (the one rule: the logged model, its artifacts and `compare` agree)."""

@@ -27,7 +27,7 @@ def test_defaults_and_channels():
 
 
 def test_json_round_trip():
-    recipe = CleanRecipe(windows=("brain", "stroke:32:8"), size=64, crop=False, context=True, fmt="png")
+    recipe = CleanRecipe(windows=("brain", "stroke:32:8"), size=64, crop=False, context=True, format="png")
     text = recipe.to_json()
     assert json.loads(text)["windows"] == ["brain", "stroke:32:8"]
     assert CleanRecipe.from_json(text) == recipe
@@ -40,10 +40,10 @@ def test_json_round_trip():
         ({"windows": ()}, "at least one window"),
         ({"size": 16}, "got 16"),
         ({"size": 64.0}, "got 64.0"),
-        ({"fmt": "gif"}, "'gif'"),
+        ({"format": "gif"}, "'gif'"),
         ({"quality": 101}, "got 101"),
-        ({"fmt": "jpeg", "context": True}, "makes 9"),
-        ({"fmt": "jpeg", "windows": ("brain", "bone")}, "makes 2"),
+        ({"format": "jpeg", "context": True}, "makes 9"),
+        ({"format": "jpeg", "windows": ("brain", "bone")}, "makes 2"),
     ],
 )
 def test_validation_names_the_value(kwargs, message):

@@ -214,3 +214,16 @@ def test_log_report_logs_the_report_folder_in_explore(tracking_uri, tmp_path):
     assert sorted(a.path for a in client.list_artifacts(run_id, "reports")) == ["reports/ages.png", "reports/index.html"]
     with pytest.raises(FileNotFoundError, match="report folder not found"):
         log_report(tracking_uri, tmp_path / "nothing")
+
+
+def test_both_trackers_satisfy_the_tracker_protocol(tracking_uri):
+    from ich_ray.tracking.tracker import Tracker
+
+    assert isinstance(NullTracker(), Tracker)
+    with make_tracker(tracking_uri, "e", "protocol", rank=0) as tracker:
+        assert isinstance(tracker, Tracker) and type(tracker).__name__ == "MlflowTracker"
+
+
+def test_enabled_tracking_without_a_resolved_uri_is_a_driver_bug():
+    with pytest.raises(ValueError, match="no tracking URI was resolved"):
+        make_tracker(None, "e", "r", rank=0)
