@@ -1,4 +1,4 @@
-"""Layer 1: the only code that imports pydicom. Typed read errors, header -> record, pixels -> HU."""
+"""Layer 2: the only code that reads DICOM with pydicom (`synthetic.writer` writes it). Typed read errors, header -> record, pixels -> HU."""
 
 from ich_ray.dicom.errors import (
     DicomReadError,

@@ -1,4 +1,4 @@
-"""Layer 2: pure array code (numpy, scipy, Pillow): windows, stats, head crop, resize, encode, the recipe."""
+"""Layer 1: pure array code (numpy, scipy, Pillow): windows, stats, head crop, resize, encode, the recipe."""
 
 from ich_ray.imaging.crop import crop, head_bbox, head_mask
 from ich_ray.imaging.encode import decode_image, encode_image, to_uint8

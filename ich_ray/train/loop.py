@@ -78,13 +78,15 @@ class Predictions:
 
     @classmethod
     def concat(cls, parts: list[Predictions]) -> Predictions:
-        keys = set.intersection(*(set(p.groups) for p in parts)) if parts else set()
+        # a rank whose shard held no batch knows no group keys: only parts with rows decide them
+        filled = [p for p in parts if len(p.uid_hash)]
+        keys = set.intersection(*(set(p.groups) for p in filled)) if filled else set()
         return cls(
             np.concatenate([p.y_true for p in parts]),
             np.concatenate([p.y_prob for p in parts]),
             np.concatenate([p.uid_hash for p in parts]),
             sum(p.loss_sum for p in parts),
-            {k: np.concatenate([p.groups[k] for p in parts]) for k in sorted(keys)},
+            {k: np.concatenate([p.groups[k] for p in filled]) for k in sorted(keys)},
         )
 
 

@@ -42,3 +42,12 @@ def test_train_epochs_reduce_the_loss_and_predict_keeps_every_row():
     assert images.shape == (5, 64, 64, 3) and images.dtype == np.uint8
     merged = Predictions.concat([preds, preds])
     assert len(merged.uid_hash) == 64 and merged.loss == preds.loss
+
+
+def test_gathered_groups_survive_a_rank_without_batches():
+    """A worker whose validation shard was empty knows no group keys; the gathered study ids must stay."""
+    full = Predictions(np.zeros((3, 1)), np.zeros((3, 1)), np.arange(3), 0.0,
+                       {"study_hash": np.array([7, 7, 8]), "patient_hash": np.array([1, 1, 2])})
+    empty = Predictions(np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.int64), 0.0)
+    merged = Predictions.concat([empty, full])
+    assert merged.groups["study_hash"].tolist() == [7, 7, 8] and set(merged.groups) == {"study_hash", "patient_hash"}
