@@ -111,3 +111,18 @@ def test_normalization_follows_the_channel_count():
     assert spec.normalization(3) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     mean, std = spec.normalization(9)
     assert len(mean) == len(std) == 9 and mean[0] == pytest.approx(0.449)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_architecture_gives_an_embedding_and_its_logits_in_one_pass(name):
+    from ich_ray.models.features import feature_dim, features_and_logits
+
+    spec = get_spec(name)
+    model = create_model(name, 6, in_channels=3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        embedding, logits = features_and_logits(spec, model, x)
+        direct = model(x)
+    assert embedding.shape == (2, feature_dim(spec, model)) and torch.isfinite(embedding).all()
+    torch.testing.assert_close(logits, direct)
+    torch.testing.assert_close(spec.head_module(model)(embedding), direct)  # the head maps embedding -> logits
