@@ -74,26 +74,25 @@ def in_memory_images_per_s(size: int, batch: int, steps: int, use_gpu: bool) -> 
     """The same model, recipe and AMP step on uint8 batches already on the device (no data pipeline)."""
     import torch
 
-    from ich_ray.models.inputs import to_model_input
     from ich_ray.models.registry import create_model, get_spec
     from ich_ray.train.amp import AmpStepper
     from ich_ray.train.augment import BatchAugment
     from ich_ray.train.loop import train_epoch
     from ich_ray.train.losses import make_criterion
+    from ich_ray.train.tasks import SliceTask
 
     device = torch.device("cuda" if use_gpu else "cpu")
     model = create_model("resnet18", 1).to(device)
     if use_gpu:
         model = model.to(memory_format=torch.channels_last)
     mean, std = get_spec("resnet18").normalization(3)
-    prepare = partial(to_model_input, size=size, mean=mean, std=std, channels_last=use_gpu)
+    task = SliceTask(size, mean, std, channels_last=use_gpu, augment=BatchAugment())
     images = torch.randint(0, 255, (batch, 3, size, size), dtype=torch.uint8, device=device)
     labels = (torch.arange(batch, device=device) % 2).float()[:, None]
     batches = [{"image": images, "labels": labels}] * steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     criterion, stepper = make_criterion(("any",)).to(device), AmpStepper(device.type)
-    run = partial(train_epoch, model, prepare=prepare, criterion=criterion, optimizer=optimizer, stepper=stepper,
-                  augment=BatchAugment())
+    run = partial(train_epoch, model, task=task, criterion=criterion, optimizer=optimizer, stepper=stepper)
     run(batches[:3])  # warm-up (cuDNN autotune)
     return run(batches).images_per_s  # train_epoch syncs each step through loss.item()
 

@@ -51,13 +51,13 @@ def plain_epoch_seconds(root: Path, size: int, batch: int, epochs: int) -> float
     import pyarrow.parquet as pq
     import torch
 
-    from ich_ray.models.inputs import to_model_input
     from ich_ray.models.registry import create_model, get_spec
     from ich_ray.train.amp import AmpStepper
     from ich_ray.train.augment import BatchAugment
     from ich_ray.train.data import decode_batch, image_files, plan_data, select_rows
     from ich_ray.train.loop import train_epoch
     from ich_ray.train.losses import make_criterion
+    from ich_ray.train.tasks import SliceTask
 
     torch.set_num_threads(1)  # the Ray Train worker has 1 CPU, so Ray sets OMP_NUM_THREADS=1 there
     plan = plan_data(root, ("any",), "patient", 0.2, 0)
@@ -67,9 +67,8 @@ def plain_epoch_seconds(root: Path, size: int, batch: int, epochs: int) -> float
     model = create_model("resnet18", 1)
     mean, std = get_spec("resnet18").normalization(plan.in_channels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    run = partial(train_epoch, model, prepare=partial(to_model_input, size=size, mean=mean, std=std),
-                  criterion=make_criterion(("any",)), optimizer=optimizer, stepper=AmpStepper("cpu"),
-                  augment=BatchAugment())
+    run = partial(train_epoch, model, task=SliceTask(size, mean, std, augment=BatchAugment()),
+                  criterion=make_criterion(("any",)), optimizer=optimizer, stepper=AmpStepper("cpu"))
     times = []
     for _ in range(epochs):
         order = torch.from_numpy(np.random.default_rng(0).permutation(len(x)))

@@ -1,14 +1,15 @@
 """Pure-torch epoch loops, testable without Ray: train one epoch, predict over a validation stream.
 
-Batches are dicts of tensors already on the device: `image` uint8 [B, C, H, W], `labels` float [B, L],
-`uid_hash` int64 [B] (a stable id per slice so gathered predictions can be checked for drops/duplicates) and,
-when the data has them, `study_hash` / `patient_hash` int64 [B] (kept with the predictions as `groups`).
+Batches are dicts of tensors already on the device; a `train.tasks` task turns one into model input and the
+model's output into per-slice logits, labels and ids (`uid_hash`, a stable id per slice so gathered
+predictions can be checked for drops/duplicates, and, when the data has them, `study_hash` / `patient_hash`,
+kept with the predictions as `groups`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from ich_ray.train.amp import AmpStepper
+from ich_ray.train.tasks import Task
 
 Batch = dict[str, torch.Tensor]
 GROUP_KEYS = ("study_hash", "patient_hash")
@@ -35,23 +37,20 @@ class EpochStats:
 def train_epoch(
     model: nn.Module,
     batches: Iterable[Batch],
-    prepare: Callable[[torch.Tensor], torch.Tensor],
+    task: Task,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     stepper: AmpStepper,
     scheduler=None,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochStats:
-    """One pass over `batches`: prepare (resize + normalise), augment, forward under autocast, one step each."""
+    """One pass over `batches`: the task's inputs (resize, normalise, augment), forward under autocast, one
+    optimizer step each; `EpochStats.images` counts slices (the task's output rows)."""
     model.train()
     start, loss_sum, seen = time.perf_counter(), 0.0, 0
     for batch in batches:
-        x = prepare(batch["image"])
-        if augment is not None:
-            x = augment(x)
-        y = batch["labels"]
         with stepper.autocast():
-            loss = criterion(model(x), y)
+            logits, y = task.outputs(batch, model(task.inputs(batch, train=True)))
+            loss = criterion(logits, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} after {seen} images; lower the learning rate")
         stepper.step(loss, optimizer, model.parameters())
@@ -94,37 +93,37 @@ class Predictions:
 def predict(
     model: nn.Module,
     batches: Iterable[Batch],
-    prepare: Callable[[torch.Tensor], torch.Tensor],
+    task: Task,
     criterion: nn.Module,
     stepper: AmpStepper,
     num_labels: int,
     keep_images: int = 0,
 ) -> tuple[Predictions, np.ndarray]:
-    """Sigmoid probabilities over `batches`, plus the first `keep_images` uint8 images [N, H, W, C] for plots."""
+    """Sigmoid probabilities over `batches`, plus the first `keep_images` uint8 images [N, H, W, C] for plots
+    (for tasks whose batches hold images)."""
     model.eval()
-    y_true, y_prob, uids, kept = [], [], [], []
-    groups: dict[str, list[np.ndarray]] = {}
+    y_true, y_prob, kept = [], [], []
+    ids: dict[str, list[np.ndarray]] = {}
     loss_sum, kept_n = 0.0, 0
     for batch in batches:
-        y = batch["labels"]
         with stepper.autocast():
-            logits = model(prepare(batch["image"]))
+            logits, y = task.outputs(batch, model(task.inputs(batch, train=False)))
         loss_sum += criterion(logits.float(), y).item() * len(y)
         y_true.append(y.float().cpu().numpy())
         y_prob.append(torch.sigmoid(logits.float()).cpu().numpy())
-        uids.append(batch["uid_hash"].cpu().numpy())
-        for key in GROUP_KEYS:
-            if key in batch:
-                groups.setdefault(key, []).append(batch[key].cpu().numpy())
-        if kept_n < keep_images:
-            take = batch["image"][: keep_images - kept_n].permute(0, 2, 3, 1).cpu().numpy()
+        for key, values in task.ids(batch).items():
+            ids.setdefault(key, []).append(values.cpu().numpy())
+        images = task.images(batch) if kept_n < keep_images else None
+        if images is not None:
+            take = images[: keep_images - kept_n].permute(0, 2, 3, 1).cpu().numpy()
             kept.append(take)
             kept_n += len(take)
+    joined = {key: np.concatenate(parts) for key, parts in ids.items()}
     preds = Predictions(
         np.concatenate(y_true) if y_true else np.zeros((0, num_labels), np.float32),
         np.concatenate(y_prob) if y_prob else np.zeros((0, num_labels), np.float32),
-        np.concatenate(uids) if uids else np.zeros((0,), np.int64),
+        joined.pop("uid_hash", np.zeros((0,), np.int64)),
         loss_sum,
-        {key: np.concatenate(parts) for key, parts in groups.items()},
+        {key: joined[key] for key in GROUP_KEYS if key in joined},
     )
     return preds, (np.concatenate(kept) if kept else np.zeros((0, 1, 1, 1), np.uint8))

@@ -12,15 +12,14 @@ import logging
 import shutil
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 from ich_ray.config import config_to_dict
-from ich_ray.models.inputs import to_model_input
 from ich_ray.train.config import LRFindConfig, TrainConfig
 from ich_ray.train.data import DataPlan, build_datasets
 from ich_ray.train.driver import prepare, run_config, scaling_config
 from ich_ray.train.lr_finder import LRFindResult, lr_range_test
+from ich_ray.train.tasks import SliceTask
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def lr_find_worker(config: dict) -> None:
         parts.model, lambda: shard.iter_torch_batches(batch_size=cfg.batch_size, device=parts.device,
                                                      local_shuffle_buffer_size=cfg.shuffle_buffer,
                                                      local_shuffle_seed=cfg.seed),
-        partial(to_model_input, size=cfg.sizes[0], mean=parts.mean, std=parts.std), parts.criterion,
+        SliceTask(cfg.sizes[0], parts.mean, parts.std), parts.criterion,
         lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay), parts.stepper,
         start_lr=cfg.start_lr, end_lr=cfg.end_lr, num_iter=cfg.num_iter,
     )

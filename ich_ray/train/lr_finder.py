@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ich_ray.train.amp import AmpStepper
+from ich_ray.train.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _cycle(batches: Callable[[], Iterable]) -> Iterator:
 def lr_range_test(
     model: nn.Module,
     batches: Callable[[], Iterable[dict]],
-    prepare: Callable[[torch.Tensor], torch.Tensor],
+    task: Task,
     criterion: nn.Module,
     make_optimizer: Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer],
     stepper: AmpStepper,
@@ -79,7 +80,7 @@ def lr_range_test(
             group["lr"] = lr
         batch = next(stream)
         with stepper.autocast():
-            loss = criterion(trial(prepare(batch["image"])), batch["labels"])
+            loss = criterion(*task.outputs(batch, trial(task.inputs(batch, train=True))))
         value = loss.item()
         if not math.isfinite(value):
             break

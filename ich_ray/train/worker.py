@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ich_ray.models.inputs import to_model_input
 from ich_ray.models.registry import ArchSpec, create_model, get_spec
 from ich_ray.train.amp import AmpStepper
 from ich_ray.train.augment import BatchAugment
@@ -30,6 +29,7 @@ from ich_ray.train.loop import EpochStats, Predictions, predict, train_epoch
 from ich_ray.train.losses import make_criterion
 from ich_ray.train.reporting import epoch_metrics, log_final, model_metadata
 from ich_ray.train.schedule import OneCycle, body_frozen, size_for_epoch, steps_per_epoch
+from ich_ray.train.tasks import SliceTask
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +108,15 @@ def _restore(parts: Parts, checkpoint) -> tuple[int, list[dict]]:
 
 def _epoch(parts: Parts, cfg: TrainConfig, plan: DataPlan, epoch: int, wrapped: nn.Module, shards, rank: int):
     size = size_for_epoch(cfg.sizes, cfg.size_epochs, epoch)
-    prepare = partial(to_model_input, size=size, mean=parts.mean, std=parts.std,
-                      channels_last=parts.device.type == "cuda")
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + rank)
-    augment = partial(BatchAugment(), generator=generator) if cfg.augment else None
+    task = SliceTask(size, parts.mean, parts.std, channels_last=parts.device.type == "cuda",
+                     augment=partial(BatchAugment(), generator=generator) if cfg.augment else None)
     train_batches = shards["train"].iter_torch_batches(
         batch_size=cfg.batch_size, device=parts.device, prefetch_batches=4, local_shuffle_buffer_size=cfg.shuffle_buffer,
         local_shuffle_seed=cfg.seed + epoch * 100 + rank)
-    stats = train_epoch(wrapped, train_batches, prepare, parts.criterion, parts.optimizer, parts.stepper,
-                        parts.scheduler, augment)
+    stats = train_epoch(wrapped, train_batches, task, parts.criterion, parts.optimizer, parts.stepper, parts.scheduler)
     valid_batches = shards["valid"].iter_torch_batches(batch_size=cfg.batch_size, device=parts.device)
-    preds, images = predict(parts.model, valid_batches, prepare, parts.criterion, parts.stepper,
+    preds, images = predict(parts.model, valid_batches, task, parts.criterion, parts.stepper,
                             len(plan.labels), keep_images=GRID_IMAGES if rank == 0 else 0)
     return size, stats, preds, images
 

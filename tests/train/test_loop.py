@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import torch
 
-from ich_ray.models.inputs import to_model_input
 from ich_ray.models.registry import create_model
 from ich_ray.train.amp import AmpStepper
 from ich_ray.train.loop import Predictions, predict, train_epoch
 from ich_ray.train.losses import make_criterion
+from ich_ray.train.tasks import SequenceTask, SliceTask
 
 from .conftest import make_slice
 
@@ -28,7 +26,7 @@ def _batches(n=32, size=64, seed=0):
 def test_train_epochs_reduce_the_loss_and_predict_keeps_every_row():
     torch.manual_seed(0)
     model = create_model("resnet18", 1)
-    prepare = partial(to_model_input, size=64, mean=(0.5,) * 3, std=(0.25,) * 3)
+    prepare = SliceTask(64, mean=(0.5,) * 3, std=(0.25,) * 3)
     criterion, stepper = make_criterion(("any",)), AmpStepper("cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     batches = _batches()
@@ -51,3 +49,33 @@ def test_gathered_groups_survive_a_rank_without_batches():
     empty = Predictions(np.zeros((0, 1)), np.zeros((0, 1)), np.zeros(0, np.int64), 0.0)
     merged = Predictions.concat([empty, full])
     assert merged.groups["study_hash"].tolist() == [7, 7, 8] and set(merged.groups) == {"study_hash", "patient_hash"}
+
+
+def test_the_same_loops_train_a_sequence_model_on_padded_series():
+    """SequenceTask: padded positions are dropped, so every real slice is one prediction row with its ids."""
+    from ich_ray.models.sequence import create_sequence_model
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    lengths = [5, 8, 3, 8]
+    emb = torch.zeros(4, 8, 4)
+    labels = torch.zeros(4, 8, 1)
+    mask = torch.zeros(4, 8, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = True
+        emb[b, :n] = torch.from_numpy(rng.normal(size=(n, 4))).float()
+        labels[b, :n, 0] = (emb[b, :n, 0] > 0).float()
+    ids = torch.arange(32, dtype=torch.int64).reshape(4, 8)
+    batches = [{"embedding": emb, "mask": mask, "labels": labels, "uid_hash": ids,
+                "study_hash": torch.arange(4).repeat_interleave(8).reshape(4, 8)}]
+    model = create_sequence_model("cnn1d", 4, 1, hidden=16)
+    criterion, stepper, task = make_criterion(("any",)), AmpStepper("cpu"), SequenceTask()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = train_epoch(model, batches, task, criterion, optimizer, stepper)
+    for _ in range(30):
+        last = train_epoch(model, batches, task, criterion, optimizer, stepper)
+    assert first.images == last.images == sum(lengths) and last.loss < first.loss
+    preds, images = predict(model, batches, task, criterion, stepper, num_labels=1)
+    assert len(preds.uid_hash) == sum(lengths) == len(set(preds.uid_hash.tolist()))
+    assert set(preds.groups) == {"study_hash"} and preds.groups["study_hash"].tolist().count(3) == 8
+    assert images.shape[0] == 0

@@ -9,6 +9,17 @@ from ich_ray.train.amp import AmpStepper
 from ich_ray.train.lr_finder import lr_range_test, suggest
 
 
+
+class _Identity:
+    """A task whose batches already hold the model input."""
+
+    def inputs(self, batch, train):
+        return batch["image"]
+
+    def outputs(self, batch, output):
+        return output, batch["labels"]
+
+
 def test_suggest_finds_the_steepest_descent_and_min_over_10():
     lrs = list(np.logspace(-5, 0, 6))
     losses = [1.0, 0.99, 0.7, 0.3, 0.25, 2.0]  # steepest drop between 1e-3 and 1e-2; minimum at 1e-1
@@ -27,7 +38,7 @@ def test_range_test_on_a_learnable_problem_leaves_the_model_untouched():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
     before = model[1].weight.detach().clone()
     result = lr_range_test(
-        model, lambda: batches, lambda images: images, nn.BCEWithLogitsLoss(),
+        model, lambda: batches, _Identity(), nn.BCEWithLogitsLoss(),
         lambda params, lr: torch.optim.SGD(params, lr=lr), AmpStepper("cpu", "fp32"),
         start_lr=1e-4, end_lr=100.0, num_iter=60,
     )
