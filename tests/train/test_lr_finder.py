@@ -9,7 +9,6 @@ from ich_ray.train.amp import AmpStepper
 from ich_ray.train.lr_finder import lr_range_test, suggest
 
 
-
 class _Identity:
     """A task whose batches already hold the model input."""
 
