@@ -28,8 +28,8 @@ def naive(paths: list[str], spec, state) -> int:
     from ich_ray.data.tables import with_slice_index
     from ich_ray.dicom.read import read_slice
     from ich_ray.imaging.recipe import prepare_slice
+    from ich_ray.models.loading import build_model
     from ich_ray.predict.inference import predict_images
-    from ich_ray.predict.model_loading import build_model
 
     model, records, hus = build_model(spec, state), [], {}
     for path in paths:
@@ -69,11 +69,10 @@ def main() -> None:
     from ich_ray.data.io import list_inputs
     from ich_ray.imaging.recipe import CleanRecipe
     from ich_ray.labels import LABELS
+    from ich_ray.models.loading import ModelSpec, model_metadata
     from ich_ray.models.registry import create_model, get_spec
-    from ich_ray.predict.model_loading import ModelSpec
     from ich_ray.ray_utils import init_ray
     from ich_ray.synthetic.generate import generate_dataset
-    from ich_ray.train.reporting import model_metadata
 
     recipe = CleanRecipe(size=args.size)
     mean, std = get_spec("resnet18").normalization(recipe.channels)

@@ -79,7 +79,7 @@ def plain_epoch_seconds(root: Path, size: int, batch: int, epochs: int) -> float
 
 def ray_epoch_seconds(result, size: int) -> float:
     """Training seconds (validation excluded) of the fastest Ray epoch at `size`, from the run's history."""
-    from ich_ray.train.checkpoint import load_checkpoint
+    from ich_ray.models.checkpoint import load_checkpoint
 
     history = load_checkpoint(result.checkpoint_path, mmap=True)["history"]
     return min(result.n_train / h["images_per_s"] for h in history if h["size"] == size)

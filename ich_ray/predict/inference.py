@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from ich_ray.labels import LABELS
-from ich_ray.predict.model_loading import ModelSpec, build_model
+from ich_ray.models.loading import ModelSpec, build_model
 from ich_ray.predict.schema import PROB_COLUMNS
 from ich_ray.predict.slices import SliceLoader, describe_error, header_rows, order_slices
 

@@ -13,9 +13,9 @@ import polars as pl
 
 from ich_ray.data.io import list_inputs
 from ich_ray.labels import LABELS
+from ich_ray.models.loading import ModelSpec, build_model, load_model
 from ich_ray.predict.heatmap import study_panels, write_study_heatmap
 from ich_ray.predict.inference import predict_slices, read_headers
-from ich_ray.predict.model_loading import ModelSpec, build_model, load_model
 from ich_ray.predict.report import write_summary
 from ich_ray.predict.schema import FAILURE_SCHEMA, PREDICTION_SCHEMA
 from ich_ray.predict.slices import SliceLoader

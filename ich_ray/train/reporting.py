@@ -1,4 +1,4 @@
-"""Rank-0 run artifacts: the model's metadata contract and the end-of-training figures and model."""
+"""Rank-0 run artifacts: per-epoch metrics and the end-of-training figures, predictions and model."""
 
 from __future__ import annotations
 
@@ -10,20 +10,6 @@ from ich_ray.tracking.tracker import Tracker
 from ich_ray.train.loop import Predictions
 
 PREDICTION_GRID_IMAGES = 16
-
-
-def model_metadata(arch: str, task: str, labels, recipe_json: str, in_channels: int, image_size: int,
-                   mean, std) -> dict:
-    """Everything `predict` needs to rebuild the preprocessing; stored with the model and in checkpoints."""
-    return {
-        "arch": arch,
-        "task": task,
-        "labels": list(labels),
-        "recipe": recipe_json,
-        "in_channels": int(in_channels),
-        "image_size": int(image_size),
-        "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
-    }
 
 
 def epoch_metrics(preds: Predictions, labels, train_loss: float, lr: float, images: int, seconds: float,

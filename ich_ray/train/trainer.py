@@ -44,7 +44,7 @@ class TrainResult:
 def finished_run(cfg: TrainConfig, plan: DataPlan) -> TrainResult | None:
     """The result of an earlier run of this name that already trained every epoch, read from its last
     checkpoint (re-running a finished command then trains nothing and opens no empty MLflow run)."""
-    from ich_ray.train.checkpoint import checkpoint_dir_name, load_checkpoint
+    from ich_ray.models.checkpoint import checkpoint_dir_name, load_checkpoint
 
     last = Path(cfg.storage_path) / cfg.run_name / checkpoint_dir_name(cfg.epochs - 1)
     if not last.is_dir():

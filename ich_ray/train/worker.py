@@ -19,15 +19,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ich_ray.models.checkpoint import checkpoint_dir_name, load_checkpoint, save_checkpoint
+from ich_ray.models.loading import model_metadata
 from ich_ray.models.registry import ArchSpec, create_model, get_spec
 from ich_ray.train.amp import AmpStepper
 from ich_ray.train.augment import BatchAugment
-from ich_ray.train.checkpoint import checkpoint_dir_name, load_checkpoint, save_checkpoint
 from ich_ray.train.config import TrainConfig
 from ich_ray.train.data import DataPlan
 from ich_ray.train.loop import EpochStats, Predictions, predict, train_epoch
 from ich_ray.train.losses import make_criterion
-from ich_ray.train.reporting import epoch_metrics, log_final, model_metadata
+from ich_ray.train.reporting import epoch_metrics, log_final
 from ich_ray.train.schedule import OneCycle, body_frozen, size_for_epoch, steps_per_epoch
 from ich_ray.train.tasks import SliceTask
 

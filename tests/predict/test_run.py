@@ -12,9 +12,9 @@ from PIL import Image
 from ich_ray.cli.main import main
 from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABELS
+from ich_ray.models.checkpoint import CHECKPOINT_FILE
+from ich_ray.models.loading import model_metadata
 from ich_ray.models.registry import create_model, get_spec
-from ich_ray.train.checkpoint import CHECKPOINT_FILE
-from ich_ray.train.reporting import model_metadata
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 RECIPE = CleanRecipe(windows=("brain", "subdural", "bone"), size=64, context=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ich_ray.train.checkpoint import CHECKPOINT_FILE, checkpoint_dir_name, load_checkpoint, save_checkpoint
+from ich_ray.models.checkpoint import CHECKPOINT_FILE, checkpoint_dir_name, load_checkpoint, save_checkpoint
 
 
 def _states(model: torch.nn.Module) -> dict:

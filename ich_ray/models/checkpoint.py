@@ -1,7 +1,7 @@
 """The training checkpoint format: one owner for the file name, folder names and the saved keys.
 
 A checkpoint folder (`epoch-0003/`) holds `checkpoint.pt`, a dict with `epoch`, `history` (per-epoch
-metric dicts), `metadata` (the model's contract, see `train.reporting.model_metadata`), and the state dicts
+metric dicts), `metadata` (the model's contract, `models.loading.model_metadata`), and the state dicts
 `model`, `optimizer`, `scheduler`, `stepper`. Written by the training worker, read to resume, to report a
 finished run, by `predict --model <folder>` and by the benchmarks.
 """

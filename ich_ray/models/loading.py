@@ -2,7 +2,8 @@
 
 Sources (`--model`):
 - `models:/<name>/<version|latest>`, `models:/<name>@<alias>`, `runs:/<run id>/model`: an MLflow model,
-  whose metadata dict (written by training, `ich_ray.train.reporting.model_metadata`) is the contract;
+  whose metadata dict (`model_metadata`, written by training with the model and in every checkpoint) is the
+  contract;
 - a Ray Train checkpoint folder (or its checkpoint file) holding the same metadata and the state dict.
 
 Either way the result is a `ModelSpec` (validated against the registry and the code) and a CPU state dict;
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
 METADATA_KEYS = ("arch", "task", "labels", "recipe", "in_channels", "image_size", "normalization")
+
+
+def model_metadata(arch: str, task: str, labels, recipe_json: str, in_channels: int, image_size: int,
+                   mean, std) -> dict:
+    """Everything `predict` needs to rebuild the preprocessing; stored with the model and in checkpoints."""
+    return {
+        "arch": arch,
+        "task": task,
+        "labels": list(labels),
+        "recipe": recipe_json,
+        "in_channels": int(in_channels),
+        "image_size": int(image_size),
+        "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
+    }
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,7 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[st
 
 
 def _from_checkpoint(path: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    from ich_ray.train.checkpoint import load_checkpoint
+    from ich_ray.models.checkpoint import load_checkpoint
 
     state = load_checkpoint(path, weights_only=True)
     spec = ModelSpec.from_metadata(state.get("metadata"), str(path))

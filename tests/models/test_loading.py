@@ -7,10 +7,9 @@ import torch
 
 from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABELS
+from ich_ray.models.checkpoint import CHECKPOINT_FILE
+from ich_ray.models.loading import ModelSpec, build_model, load_model, model_metadata
 from ich_ray.models.registry import create_model
-from ich_ray.predict.model_loading import ModelSpec, build_model, load_model
-from ich_ray.train.checkpoint import CHECKPOINT_FILE
-from ich_ray.train.reporting import model_metadata
 
 RECIPE = CleanRecipe(windows=("brain", "subdural", "bone"), size=64)
 
