@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "explore",
     "reprocess",
     "train",
+    "train-study",
     "lr-find",
     "baseline",
     "compare",

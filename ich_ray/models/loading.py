@@ -97,7 +97,15 @@ def build_model(spec: ModelSpec, state_dict: dict[str, torch.Tensor]) -> nn.Modu
 
 
 def load_model(source: str, tracking_uri: str | None = None) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    """(spec, CPU state dict) from an MLflow model URI or a checkpoint path."""
+    """(spec, CPU state dict) of a slice model from an MLflow model URI or a checkpoint path."""
+    metadata, state = load_trained(source, tracking_uri)
+    spec = ModelSpec.from_metadata(metadata, source)
+    log.info("model %s: %s/%s, labels %s, recipe %s", source, spec.arch, spec.task, spec.labels, spec.recipe.to_json())
+    return spec, state
+
+
+def load_trained(source: str, tracking_uri: str | None = None) -> tuple[dict | None, dict[str, torch.Tensor]]:
+    """(metadata dict, CPU state dict) of any model ich-ray trained, from MLflow or a checkpoint path."""
     if source.startswith(MLFLOW_SCHEMES):
         return _from_mlflow(source, tracking_uri)
     path = Path(source)
@@ -107,7 +115,7 @@ def load_model(source: str, tracking_uri: str | None = None) -> tuple[ModelSpec,
                             f"checkpoint path")
 
 
-def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[dict | None, dict[str, torch.Tensor]]:
     import mlflow.artifacts
     import mlflow.pytorch
     from mlflow.exceptions import MlflowException
@@ -127,15 +135,13 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> tuple[ModelSpec, dict[st
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     except MlflowException as exc:
         raise ValueError(f"model {uri} not found at {tracking_uri}: {exc.message}") from exc
-    spec = ModelSpec.from_metadata(Model.load(local).metadata, uri)
+    metadata = Model.load(local).metadata
     module = mlflow.pytorch.load_model(local, map_location="cpu")
-    log.info("model %s: %s/%s, labels %s, recipe %s", uri, spec.arch, spec.task, spec.labels, spec.recipe.to_json())
-    return spec, {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return metadata, {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def _from_checkpoint(path: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
+def _from_checkpoint(path: Path) -> tuple[dict | None, dict[str, torch.Tensor]]:
     from ich_ray.models.checkpoint import load_checkpoint
 
     state = load_checkpoint(path, weights_only=True)
-    spec = ModelSpec.from_metadata(state.get("metadata"), str(path))
-    return spec, state["model"]
+    return state.get("metadata"), state["model"]

@@ -68,7 +68,7 @@ def build_parts(cfg: TrainConfig, plan: DataPlan, lr: float, world_size: int, de
     )
 
 
-def _gather(obj) -> list:
+def gather_objects(obj) -> list:
     """Objects of all ranks in rank order (just [obj] without a process group)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return [obj]
@@ -79,30 +79,27 @@ def _gather(obj) -> list:
 
 def gather_predictions(preds: Predictions, expected: int) -> Predictions:
     """All ranks' validation predictions; raises if rows were dropped or scored twice."""
-    merged = Predictions.concat(_gather(preds))
+    merged = Predictions.concat(gather_objects(preds))
     unique = len(np.unique(merged.uid_hash))
     if len(merged.uid_hash) != expected or unique != expected:
         raise RuntimeError(f"validation gather: {len(merged.uid_hash)} predictions ({unique} unique) for {expected} slices")
     return merged
 
 
-def _save(parts: Parts, epoch: int, history: list[dict], metadata: dict, directory: Path) -> None:
-    save_checkpoint(directory, epoch, history, metadata, {
-        "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
-        "scheduler": parts.scheduler.state_dict(), "stepper": parts.stepper.state_dict(),
-    })
+def _states(parts: Parts) -> dict[str, dict]:
+    return {"model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict(), "stepper": parts.stepper.state_dict()}
 
 
-def _restore(parts: Parts, checkpoint) -> tuple[int, list[dict]]:
-    """(first epoch to run, history so far) from a Ray checkpoint, or (0, []) for a fresh run."""
+def restore_states(checkpoint, device, stateful: dict) -> tuple[int, list[dict]]:
+    """(first epoch to run, history so far) from a Ray checkpoint, loading each of `stateful` (model,
+    optimizer, scheduler, stepper) from it; (0, []) for a fresh run."""
     if checkpoint is None:
         return 0, []
     with checkpoint.as_directory() as directory:
-        state = load_checkpoint(directory, map_location=parts.device)
-    parts.model.load_state_dict(state["model"])
-    parts.optimizer.load_state_dict(state["optimizer"])
-    parts.scheduler.load_state_dict(state["scheduler"])
-    parts.stepper.load_state_dict(state["stepper"])
+        state = load_checkpoint(directory, map_location=device)
+    for key, obj in stateful.items():
+        obj.load_state_dict(state[key])
     log.info("resuming after epoch %d", state["epoch"])
     return state["epoch"] + 1, state["history"]
 
@@ -133,7 +130,9 @@ def train_worker(config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     parts = build_parts(cfg, plan, config["lr"], world, ray.train.torch.get_device())
-    start, history = _restore(parts, ray.train.get_checkpoint())
+    start, history = restore_states(ray.train.get_checkpoint(), parts.device,
+                                    {"model": parts.model, "optimizer": parts.optimizer,
+                                     "scheduler": parts.scheduler, "stepper": parts.stepper})
     shards = {name: ray.train.get_dataset_shard(name) for name in ("train", "valid")}
     tracker = make_tracker(cfg.tracking_uri, cfg.experiment, cfg.run_name, rank, enabled=cfg.track)
     with tracker:
@@ -154,7 +153,7 @@ def train_worker(config: dict) -> None:
             started = time.perf_counter()
             size, stats, preds, images = _epoch(parts, cfg, plan, epoch, wrapped, shards, rank)
             merged = gather_predictions(preds, plan.n_valid)
-            train_parts: list[EpochStats] = _gather(stats)
+            train_parts: list[EpochStats] = gather_objects(stats)
             metrics = epoch_metrics(
                 merged, plan.labels,
                 train_loss=sum(s.loss * s.images for s in train_parts) / max(sum(s.images for s in train_parts), 1),
@@ -164,20 +163,21 @@ def train_worker(config: dict) -> None:
             tracker.log_metrics(metrics, step=epoch)
             metadata = model_metadata(cfg.arch, cfg.task, plan.labels, plan.recipe_json, plan.in_channels, size,
                                       parts.mean, parts.std)
-            _report(parts, epoch, history, metadata, metrics, rank)
+            report_epoch(epoch, history, metadata, metrics, rank, _states(parts) if rank == 0 else {})
             log.info("epoch %d size %d: %s", epoch, size, {k: round(v, 4) for k, v in metrics.items()})
         if rank == 0 and history and start < cfg.epochs:
             log_final(tracker, history, merged, images, plan.labels, parts.model.cpu(), metadata, cfg.register_as)
 
 
-def _report(parts: Parts, epoch: int, history: list[dict], metadata: dict, metrics: dict, rank: int) -> None:
-    """Every rank reports (it is a barrier); rank 0 attaches the checkpoint."""
+def report_epoch(epoch: int, history: list[dict], metadata: dict, metrics: dict, rank: int,
+                 states: dict[str, dict]) -> None:
+    """Every rank reports (it is a barrier); rank 0 attaches the checkpoint (`models.checkpoint` format)."""
     import ray.train
 
     if rank != 0:
         ray.train.report(metrics, checkpoint=None)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        _save(parts, epoch, history, metadata, Path(tmp))
+        save_checkpoint(Path(tmp), epoch, history, metadata, states)
         ray.train.report({**metrics, "epoch": epoch}, checkpoint=ray.train.Checkpoint.from_directory(tmp),
                          checkpoint_dir_name=checkpoint_dir_name(epoch))

@@ -1,0 +1,139 @@
+"""The driver of `ich-ray train-study`: embed the kept slices with the slice model, assemble and split the
+series, check that the split holds out the slice model's own held-out patients, then train the sequence
+model with Ray Train (DDP across workers, mixed precision where the device has it)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ich_ray.config import config_to_dict
+from ich_ray.data.splits import check_split
+from ich_ray.models.loading import load_model
+from ich_ray.study.config import StudyConfig
+from ich_ray.study.embed import embed_images
+from ich_ray.study.loading import sequence_metadata
+from ich_ray.study.series import read_embeddings, series_rows, split_series, valid_patients
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyResult:
+    run_name: str
+    checkpoint_path: str | None
+    metrics: dict
+    n_train_series: int
+    n_valid_series: int
+    seconds: float
+
+
+def slice_run_id(source: str, tracking_uri: str | None) -> str | None:
+    """The MLflow run that trained `source` (runs:/ or models:/ URIs), None for a checkpoint folder."""
+    if source.startswith("runs:/"):
+        return source.removeprefix("runs:/").split("/", 1)[0]
+    if not source.startswith("models:/"):
+        return None
+    from mlflow import MlflowClient
+
+    name, _, ref = source.removeprefix("models:/").partition("/")
+    client = MlflowClient(tracking_uri)
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        return client.get_model_version_by_alias(name, alias).run_id
+    if ref in ("", "latest"):
+        return max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)).run_id
+    return client.get_model_version(name, ref).run_id
+
+
+def check_held_out(cfg: StudyConfig, series) -> None:
+    """Refuse a split whose held-out patients differ from those the slice model was validated on."""
+    run_id = slice_run_id(cfg.slice_model, cfg.tracking_uri) if cfg.track else None
+    if run_id is None:
+        log.info("slice model %s is not an MLflow run: its held-out patients cannot be checked; the study split "
+                 "uses valid_fraction=%g seed=%d as `ich-ray train` does", cfg.slice_model, cfg.valid_fraction, cfg.seed)
+        return
+    from mlflow import MlflowClient
+
+    from ich_ray.tracking.predictions import load_predictions
+
+    frame = load_predictions(MlflowClient(cfg.tracking_uri), run_id)
+    if frame is None:
+        log.warning("slice run %s logged no held-out predictions: its split cannot be checked", run_id)
+        return
+    theirs, ours = set(frame["patient_hash"].unique().to_list()), valid_patients(series, cfg.valid_fraction, cfg.seed)
+    if theirs != ours:
+        raise ValueError(
+            f"the study split holds out {len(ours)} patients but the slice model {cfg.slice_model} was validated on "
+            f"{len(theirs)} others ({len(theirs & ours)} shared): train both with the same valid_fraction and seed, "
+            f"or the study model would be scored on patients the slice model trained on")
+
+
+def embeddings_dir(cfg: StudyConfig) -> Path:
+    return Path(cfg.data) / "embeddings" / re.sub(r"[^0-9A-Za-z._-]", "_", cfg.slice_model.strip("/"))[-120:]
+
+
+def train_study(cfg: StudyConfig) -> StudyResult:
+    from ray.train.torch import TorchTrainer
+
+    from ich_ray.ray_utils import init_ray
+    from ich_ray.study.worker import study_worker
+    from ich_ray.tracking.tracker import tracking_tags
+    from ich_ray.tracking.uri import check_tracking_uri
+    from ich_ray.train.driver import check_cluster, run_config, scaling_config, sharded_eval_data_config
+
+    started = time.perf_counter()
+    cfg = cfg.resolved()
+    if cfg.track:
+        check_tracking_uri(cfg.tracking_uri)
+    spec, state = load_model(cfg.slice_model, cfg.tracking_uri)
+    init_ray(cfg.address)
+    nodes = check_cluster(cfg)
+    folder = embed_images(cfg.data, spec, state, embeddings_dir(cfg), cfg.embed_batch_size, cfg.embed_actors)
+    table = read_embeddings(folder, spec.labels)
+    series = series_rows(table, spec.labels)
+    check_held_out(cfg, series)
+    train_table, valid_table = split_series(series, cfg.valid_fraction, cfg.seed)
+    _check_classes(train_table, valid_table, spec.labels)
+    embedding_dim = len(table["embedding"][0])
+    metadata = sequence_metadata(cfg.arch, spec.labels, embedding_dim, cfg.hidden, cfg.dropout, cfg.slice_model)
+    n_valid_slices = int(np.sum(valid_table["length"].to_numpy()))
+    plan = {"labels": list(spec.labels), "embedding_dim": embedding_dim, "n_train_series": train_table.num_rows,
+            "n_valid_slices": n_valid_slices, "metadata": metadata}
+    params = {**config_to_dict(cfg), "n_train_series": train_table.num_rows, "n_valid_series": valid_table.num_rows,
+              "n_valid": n_valid_slices, "embedding_dim": embedding_dim, "slice_arch": spec.arch}
+    tags = {**tracking_tags(cfg.data, cluster_size=nodes, arch=cfg.arch, task="study"),
+            "slice_model": cfg.slice_model} if cfg.track else {}
+    log.info("train-study %s: %d train / %d held-out series (%d held-out slices), embeddings %d-d from %s",
+             cfg.arch, train_table.num_rows, valid_table.num_rows, n_valid_slices, embedding_dim, cfg.slice_model)
+    import ray.data
+
+    trainer = TorchTrainer(
+        study_worker,
+        train_loop_config={"cfg": config_to_dict(cfg), "plan": plan, "params": params, "tags": tags},
+        scaling_config=scaling_config(cfg), run_config=run_config(cfg),
+        datasets={"train": ray.data.from_arrow(train_table).randomize_block_order(),
+                  "valid": ray.data.from_arrow(valid_table)},
+        dataset_config=sharded_eval_data_config(),
+    )
+    result = trainer.fit()
+    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
+    return StudyResult(cfg.run_name, checkpoint, dict(result.metrics or {}), train_table.num_rows,
+                       valid_table.num_rows, time.perf_counter() - started)
+
+
+def _check_classes(train_table, valid_table, labels) -> None:
+    """Both splits must hold both classes of some label (the slice trainer's rule), at slice level."""
+    import pyarrow.compute as pc
+
+    def targets(table):
+        flat = pc.list_flatten(table["labels"]).to_numpy(zero_copy_only=False)
+        return flat.reshape(-1, len(labels))
+
+    train, valid = targets(train_table), targets(valid_table)
+    check_split(np.concatenate([train, valid]), np.r_[np.zeros(len(train), bool), np.ones(len(valid), bool)], labels)
