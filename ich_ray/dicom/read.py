@@ -17,8 +17,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ich_ray.dicom.checks import check_image_header
 from ich_ray.dicom.errors import (
     EmptyFileError,
+    ImplausibleValueError,
     NoPixelDataError,
     NotCTError,
     NotDicomError,
@@ -42,7 +44,9 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
 
     pixels=False stops before the pixel data (a header read, several times faster).
     Raises a `DicomReadError` subclass: EmptyFileError, NotDicomError, NotCTError, NoPixelDataError,
-    TruncatedFileError. A missing file raises FileNotFoundError.
+    TruncatedFileError; with pixels, also what `checks.check_image_header` raises (ImplausibleValueError,
+    UnsupportedImageError) and ImplausibleValueError for a matrix smaller than the pixel data. A missing
+    file raises FileNotFoundError.
     """
     name = _display_name(source, path)
     fp, size = _open(source, name)
@@ -60,7 +64,8 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
 
 
 def read_record(source: str | Path | bytes, path: str | None = None) -> dict[str, Any]:
-    """One metadata row: header record + pixel stats + `pxrepr_fixed` (the metadata stage's per-file call).
+    """One metadata row: header record + pixel stats + `pxrepr_fixed` + `warning` (the metadata stage's
+    per-file call).
 
     The stats come from the stored integers, so the HU image is never built. Raises what `read_dicom` and
     `pixels.stored_pixels` raise (all naming `path`).
@@ -74,6 +79,12 @@ def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dic
     return record, pixels.hu()
 
 
+def read_hu(source: str | Path | bytes, path: str | None = None) -> np.ndarray:
+    """The float32 HU image of one slice, with the checks `read_record` makes (clean's and predict's read)."""
+    name = _display_name(source, path)
+    return stored_pixels(read_dicom(source, name), name).hu()
+
+
 def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any], StoredPixels]:
     name = _display_name(source, path)
     ds = read_dicom(source, name)
@@ -81,6 +92,7 @@ def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any],
     record = header_record(ds, name)
     record.update(pixel_stats(pixels.values, pixels.slope, pixels.intercept))
     record["pxrepr_fixed"] = pixels.fixed
+    record["warning"] = "; ".join(pixels.warnings) or None
     return record, pixels
 
 
@@ -145,22 +157,22 @@ def _check_pixel_data(ds: Dataset, name: str, size: int) -> None:
     if _PIXEL_DATA not in ds:
         _check_cut_before_pixels(ds, name, size)
         raise NoPixelDataError(name, "no Pixel Data (7FE0,0010) element")
+    check_image_header(ds, name)  # one greyscale frame, a bounded matrix: sizes below are plausible
     tsyntax = ds.file_meta.TransferSyntaxUID
     if tsyntax.is_compressed:
         return  # encapsulated: the decoder reports a short stream (pixels.to_hu)
     rows, cols = tag_value(ds, "rows", name), tag_value(ds, "columns", name)
     bits = tag_value(ds, "bits_allocated", name)
-    if not (rows and cols and bits):
-        raise TruncatedFileError(
-            name, f"cannot size the pixel data: rows={rows}, columns={cols}, bits={bits}"
-        )
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    expected = rows * cols * samples * frames * bits // 8
+    expected = rows * cols * bits // 8
     got = len(ds.get_item(_PIXEL_DATA).value or b"")
     if got < expected:
         raise TruncatedFileError(
             name, f"pixel data is {got} bytes, expected {expected} ({rows}x{cols}x{bits} bit)"
+        )
+    if got > expected + expected % 2:  # values are padded to an even length, never longer
+        raise ImplausibleValueError(
+            name, "Rows x Columns (0028,0010/0011)", f"{rows}x{cols}",
+            f"{rows} x {cols} x {bits} bit is {expected} bytes, but the pixel data holds {got}",
         )
 
 
