@@ -28,7 +28,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from ich_ray.dicom.errors import ImplausibleValueError, UnsupportedImageError
+from ich_ray.dicom.errors import ImplausibleValueError, TruncatedFileError, UnsupportedImageError
 from ich_ray.dicom.header import tag_value
 
 SLOPE_RANGE = (0.01, 100.0)
@@ -50,6 +50,7 @@ _NAMES = {
     "rescale_slope": "RescaleSlope (0028,1053)",
     "photometric_interpretation": "PhotometricInterpretation (0028,0004)",
 }
+_PIXEL_DATA = 0x7FE00010
 _SAMPLES = (0x00280002, "SamplesPerPixel (0028,0002)")
 _FRAMES = (0x00280008, "NumberOfFrames (0028,0008)")
 _TAGS = {
@@ -64,6 +65,7 @@ def check_image_header(ds: Dataset, path: str) -> tuple[str, ...]:
     _check_greyscale_frame(ds, path)
     _check_matrix(ds, path)
     warnings = _check_bits(ds, path)
+    _check_pixel_length(ds, path)
     _check_rescale(ds, path)
     return warnings
 
@@ -162,6 +164,26 @@ def _check_bits(ds: Dataset, path: str) -> tuple[str, ...]:
         return (f"{_NAMES['high_bit']} is {high_bit!r}, expected BitsStored - 1 = {stored - 1}; "
                 f"ignored (pixels are read with BitsStored)",)
     return ()
+
+
+def _check_pixel_length(ds: Dataset, path: str) -> None:
+    """Native pixel data must hold exactly Rows x Columns values (plus the pad byte of an odd length)."""
+    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if _PIXEL_DATA not in ds or tsyntax is None or tsyntax.is_compressed:
+        # a header-only read, an unknown encoding (refused by the decoder), or encapsulated pixel data (the
+        # decoder checks the stream against the matrix)
+        return
+    rows, cols = tag_value(ds, "rows", path), tag_value(ds, "columns", path)
+    bits = tag_value(ds, "bits_allocated", path)
+    expected = rows * cols * bits // 8
+    got = len(ds.get_item(_PIXEL_DATA).value or b"")
+    if got < expected:
+        raise TruncatedFileError(path, f"pixel data is {got} bytes, expected {expected} ({rows}x{cols}x{bits} bit)")
+    if got > expected + expected % 2:
+        raise ImplausibleValueError(
+            path, "Rows x Columns (0028,0010/0011)", f"{rows}x{cols}",
+            f"{rows} x {cols} x {bits} bit is {expected} bytes, but the pixel data holds {got}",
+        )
 
 
 def _check_rescale(ds: Dataset, path: str) -> None:

@@ -20,7 +20,6 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from ich_ray.dicom.checks import check_image_header
 from ich_ray.dicom.errors import (
     EmptyFileError,
-    ImplausibleValueError,
     NoPixelDataError,
     NotCTError,
     NotDicomError,
@@ -45,8 +44,8 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
     pixels=False stops before the pixel data (a header read, several times faster).
     Raises a `DicomReadError` subclass: EmptyFileError, NotDicomError, NotCTError, NoPixelDataError,
     TruncatedFileError; with pixels, also what `checks.check_image_header` raises (ImplausibleValueError,
-    UnsupportedImageError) and ImplausibleValueError for a matrix smaller than the pixel data. A missing
-    file raises FileNotFoundError.
+    UnsupportedImageError, TruncatedFileError for short pixel data). A missing file raises
+    FileNotFoundError.
     """
     name = _display_name(source, path)
     fp, size = _open(source, name)
@@ -157,23 +156,7 @@ def _check_pixel_data(ds: Dataset, name: str, size: int) -> None:
     if _PIXEL_DATA not in ds:
         _check_cut_before_pixels(ds, name, size)
         raise NoPixelDataError(name, "no Pixel Data (7FE0,0010) element")
-    check_image_header(ds, name)  # one greyscale frame, a bounded matrix: sizes below are plausible
-    tsyntax = ds.file_meta.TransferSyntaxUID
-    if tsyntax.is_compressed:
-        return  # encapsulated: the decoder reports a short stream (pixels.to_hu)
-    rows, cols = tag_value(ds, "rows", name), tag_value(ds, "columns", name)
-    bits = tag_value(ds, "bits_allocated", name)
-    expected = rows * cols * bits // 8
-    got = len(ds.get_item(_PIXEL_DATA).value or b"")
-    if got < expected:
-        raise TruncatedFileError(
-            name, f"pixel data is {got} bytes, expected {expected} ({rows}x{cols}x{bits} bit)"
-        )
-    if got > expected + expected % 2:  # values are padded to an even length, never longer
-        raise ImplausibleValueError(
-            name, "Rows x Columns (0028,0010/0011)", f"{rows}x{cols}",
-            f"{rows} x {cols} x {bits} bit is {expected} bytes, but the pixel data holds {got}",
-        )
+    check_image_header(ds, name)  # one greyscale frame, a bounded matrix, a pixel data length that fits it
 
 
 def _last_raw_element(ds: Dataset) -> RawDataElement | None:
