@@ -115,7 +115,7 @@ def _int_element(ds: Dataset, tag: int, name: str, path: str) -> int | None:
         if isinstance(value, MultiValue):
             value = value[0] if len(value) else None
         return None if value in (None, "") else int(value)
-    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, IndexError, OverflowError, NotImplementedError) as exc:  # NotImplemented: corrupt VR
         raise ImplausibleValueError(path, name, _raw(ds, tag), f"not an integer ({exc})") from exc
 
 
@@ -169,8 +169,9 @@ def _check_bits(ds: Dataset, path: str) -> tuple[str, ...]:
 def _check_pixel_length(ds: Dataset, path: str) -> None:
     """Native pixel data must hold exactly Rows x Columns values (plus the pad byte of an odd length)."""
     tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
-    if _PIXEL_DATA not in ds or tsyntax is None or tsyntax.is_compressed:
-        # a header-only read, an unknown encoding (refused by the decoder), or encapsulated pixel data (the
+    if _PIXEL_DATA not in ds or tsyntax is None or not tsyntax.is_transfer_syntax or tsyntax.is_compressed:
+        # a header-only read, an unknown encoding or a UID that is no transfer syntax (both refused by
+        # `pixels.decode_stored`), or encapsulated pixel data (the
         # decoder checks the stream against the matrix)
         return
     rows, cols = tag_value(ds, "rows", path), tag_value(ds, "columns", path)

@@ -62,6 +62,10 @@ class ImplausibleValueError(ElementError):
     """A value no CT slice can have (rescale, bit depth, matrix size, HU range): the pixels would be wrong."""
 
 
+class MissingElementError(ElementError):
+    """A required element a stage cannot do without is absent or empty (predict orders slices by series)."""
+
+
 def failure_fields(exc: BaseException) -> tuple[str, str]:
     """(error_type, error) for a failure row, in every table that has one (metadata/, quarantine/,
     predict's failures.csv): a DicomReadError's own reason, an OSError as an unreadable file, anything else

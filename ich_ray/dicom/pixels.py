@@ -110,12 +110,22 @@ def decode_stored(ds: Dataset, path: str) -> np.ndarray:
     try:
         arr = pixel_array(ds)
     except Exception as exc:  # pydicom/plugins raise ValueError, RuntimeError, OSError... for bad streams
-        raise TruncatedFileError(
-            path, f"pixel data could not be decoded, truncated or corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise _undecodable(path, exc) from exc
+    except BaseException as exc:
+        # Decoders written in Rust (pylibjpeg-rle) turn a panic on a corrupt stream into pyo3's
+        # PanicException, a BaseException that `except Exception` lets through: it is this file's failure.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise _undecodable(path, exc) from exc
     if arr.ndim != 2:
         raise UnsupportedImageError(path, "pixel array shape", arr.shape, "expected one greyscale frame")
     return arr
+
+
+def _undecodable(path: str, exc: BaseException) -> TruncatedFileError:
+    return TruncatedFileError(
+        path, f"pixel data could not be decoded, truncated or corrupt ({type(exc).__name__}: {exc})"
+    )
 
 
 def _uid_name(uid) -> str:

@@ -106,14 +106,33 @@ def _open(source: str | Path | bytes, name: str) -> tuple[io.BufferedIOBase, int
     if isinstance(source, (bytes, bytearray, memoryview)):
         fp, size = io.BytesIO(source), len(source)
     elif isinstance(source, (str, Path)):
-        fp = open(source, "rb")  # closed by read_dicom
-        size = os.fstat(fp.fileno()).st_size
+        raw = open(source, "rb", buffering=0)  # closed by read_dicom
+        size = os.fstat(raw.fileno()).st_size
+        fp = _SizedReader(raw, size)
     else:
         raise TypeError(f"read_dicom: source must be a path or bytes, got {type(source).__name__}")
     if size == 0:
         fp.close()
         raise EmptyFileError(name, "file is empty (0 bytes)")
     return fp, size
+
+
+class _SizedReader(io.BufferedReader):
+    """A file whose read(n) never asks for more than the file holds.
+
+    pydicom reads an element's value with read(length), and a buffered file allocates `length` bytes before
+    reading: a corrupt 4 GiB length field would allocate 4 GiB for a 500 KB file. (BytesIO, used for bytes
+    sources, returns what is there without allocating first.)
+    """
+
+    def __init__(self, raw, size: int):
+        super().__init__(raw)
+        self._size = size
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is not None and n > 0:
+            n = max(0, min(n, self._size - self.tell()))
+        return super().read(n)
 
 
 def _parse(fp, name: str, stop_before_pixels: bool) -> Dataset:
@@ -159,10 +178,14 @@ def _check_pixel_data(ds: Dataset, name: str, size: int) -> None:
     check_image_header(ds, name)  # one greyscale frame, a bounded matrix, a pixel data length that fits it
 
 
-def _last_raw_element(ds: Dataset) -> RawDataElement | None:
+def _last_raw_element(ds: Dataset, name: str) -> RawDataElement | None:
     if len(ds) == 0:
         return None
-    last = ds.get_item(next(reversed(ds.keys())))
+    tag = next(reversed(ds.keys()))
+    try:
+        last = ds.get_item(tag)
+    except (NotImplementedError, ValueError) as exc:  # pydicom converts some tags (delimiters) on access
+        raise NotDicomError(name, f"unparseable DICOM: element {tag_name(tag)} ({type(exc).__name__}: {exc})") from exc
     if not isinstance(last, RawDataElement) or last.length == _UNDEFINED_LENGTH:
         return None  # a parsed sequence: its own reader checked the lengths
     return last
@@ -170,7 +193,7 @@ def _last_raw_element(ds: Dataset) -> RawDataElement | None:
 
 def _check_last_element(ds: Dataset, name: str, size: int) -> None:
     """pydicom stops quietly at end of file, keeping a short last value: that file was cut."""
-    last = _last_raw_element(ds)
+    last = _last_raw_element(ds, name)
     if last is not None and last.value_tell + last.length > size:
         present = max(0, size - last.value_tell)
         raise TruncatedFileError(
@@ -184,6 +207,6 @@ def _check_cut_before_pixels(ds: Dataset, name: str, size: int) -> None:
     """Tell a file cut inside its header (before the pixel data) from one that has no pixels."""
     if len(ds) == 0:
         raise TruncatedFileError(name, f"file ends before the dataset starts ({size} bytes)")
-    last = _last_raw_element(ds)
+    last = _last_raw_element(ds, name)
     if last is not None and 0 < size - (last.value_tell + last.length) < _ELEMENT_HEADER_BYTES:
         raise TruncatedFileError(name, f"file ends inside an element header after {tag_name(last.tag)}")

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from ich_ray.data.tables import with_slice_index
-from ich_ray.dicom.errors import failure_fields
+from ich_ray.dicom.errors import MissingElementError, failure_fields
 from ich_ray.dicom.header import HEADER_FIELDS, header_record
 from ich_ray.dicom.read import read_dicom, read_hu
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice, encode_slice, prepare_slice
@@ -37,6 +37,8 @@ def header_rows(paths: Sequence[str]) -> pl.DataFrame:
     for path in paths:
         try:
             record = header_record(read_dicom(path, pixels=False), path)
+            if record["series_instance_uid"] is None:  # slices are ordered (and given context) per series
+                raise MissingElementError(path, "SeriesInstanceUID (0020,000E)", None, "predict orders slices by series")
             rows.append({"path": path, "status": "ok", **record})
         except Exception as exc:  # one odd file never stops the job: it becomes a failure row
             error_type, error = failure_fields(exc)
