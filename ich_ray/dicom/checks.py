@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from ich_ray.dicom.errors import ImplausibleValueError, TruncatedFileError, UnsupportedImageError
-from ich_ray.dicom.header import tag_value
+from ich_ray.dicom.header import column_tag, tag_name, tag_value
 
 SLOPE_RANGE = (0.01, 100.0)
 MAX_ABS_INTERCEPT = 32768.0
@@ -38,26 +39,15 @@ MAX_PIXELS = 4096 * 4096
 BITS_ALLOCATED = (8, 16, 32)
 GREYSCALE = ("MONOCHROME2", "MONOCHROME1")
 
-# keyword (tag) as failures and warnings name elements
-_NAMES = {
-    "rows": "Rows (0028,0010)",
-    "columns": "Columns (0028,0011)",
-    "bits_allocated": "BitsAllocated (0028,0100)",
-    "bits_stored": "BitsStored (0028,0101)",
-    "high_bit": "HighBit (0028,0102)",
-    "pixel_representation": "PixelRepresentation (0028,0103)",
-    "rescale_intercept": "RescaleIntercept (0028,1052)",
-    "rescale_slope": "RescaleSlope (0028,1053)",
-    "photometric_interpretation": "PhotometricInterpretation (0028,0004)",
-}
 _PIXEL_DATA = 0x7FE00010
 _SAMPLES = (0x00280002, "SamplesPerPixel (0028,0002)")
 _FRAMES = (0x00280008, "NumberOfFrames (0028,0008)")
-_TAGS = {
-    "rows": 0x00280010, "columns": 0x00280011, "bits_allocated": 0x00280100, "bits_stored": 0x00280101,
-    "high_bit": 0x00280102, "pixel_representation": 0x00280103, "rescale_intercept": 0x00281052,
-    "rescale_slope": 0x00281053, "photometric_interpretation": 0x00280004,
-}
+
+
+def element_name(column: str) -> str:
+    """How failures and warnings name the element of a `HEADER_FIELDS` column: keyword and tag."""
+    tag = column_tag(column)
+    return f"{keyword_for_tag(tag)} {tag_name(tag)}"
 
 
 def check_image_header(ds: Dataset, path: str) -> tuple[str, ...]:
@@ -90,8 +80,8 @@ def stored_range_hu(values: np.ndarray, slope: float, intercept: float) -> tuple
 def _value(ds: Dataset, name: str, path: str):
     """The column value, refusing an element that is present but holds no parseable value."""
     value = tag_value(ds, name, path)
-    if value is None and _present(ds, _TAGS[name]):
-        raise ImplausibleValueError(path, _NAMES[name], _raw(ds, _TAGS[name]), "not a valid value")
+    if value is None and _present(ds, column_tag(name)):
+        raise ImplausibleValueError(path, element_name(name), _raw(ds, column_tag(name)), "not a valid value")
     return value
 
 
@@ -128,7 +118,7 @@ def _check_greyscale_frame(ds: Dataset, path: str) -> None:
         # MONOCHROME1 is accepted as is: it only inverts the display (after windowing); the rescale gives the
         # same HU, and the windows we render are MONOCHROME2 by construction.
         raise UnsupportedImageError(
-            path, _NAMES["photometric_interpretation"], photometric, "a CT slice is MONOCHROME2 (or MONOCHROME1)"
+            path, element_name("photometric_interpretation"), photometric, "a CT slice is MONOCHROME2 (or MONOCHROME1)"
         )
     frames = _int_element(ds, *_FRAMES, path)
     if frames is not None and frames != 1:
@@ -139,7 +129,7 @@ def _check_matrix(ds: Dataset, path: str) -> None:
     rows, cols = _value(ds, "rows", path), _value(ds, "columns", path)
     for name, value in (("rows", rows), ("columns", cols)):
         if not value:
-            raise ImplausibleValueError(path, _NAMES[name], value, "the image needs at least one row and column")
+            raise ImplausibleValueError(path, element_name(name), value, "the image needs at least one row and column")
     if rows * cols > MAX_PIXELS:
         raise ImplausibleValueError(
             path, "Rows x Columns (0028,0010/0011)", f"{rows}x{cols}",
@@ -150,18 +140,18 @@ def _check_matrix(ds: Dataset, path: str) -> None:
 def _check_bits(ds: Dataset, path: str) -> tuple[str, ...]:
     allocated = _value(ds, "bits_allocated", path)
     if allocated not in BITS_ALLOCATED:
-        raise ImplausibleValueError(path, _NAMES["bits_allocated"], allocated, f"must be one of {BITS_ALLOCATED}")
+        raise ImplausibleValueError(path, element_name("bits_allocated"), allocated, f"must be one of {BITS_ALLOCATED}")
     stored = _value(ds, "bits_stored", path)
     if stored is None or not 8 <= stored <= allocated:
         raise ImplausibleValueError(
-            path, _NAMES["bits_stored"], stored, f"must be between 8 and BitsAllocated ({allocated})"
+            path, element_name("bits_stored"), stored, f"must be between 8 and BitsAllocated ({allocated})"
         )
     representation = _value(ds, "pixel_representation", path)
     if representation not in (0, 1):
-        raise ImplausibleValueError(path, _NAMES["pixel_representation"], representation, "must be 0 or 1")
+        raise ImplausibleValueError(path, element_name("pixel_representation"), representation, "must be 0 or 1")
     high_bit = tag_value(ds, "high_bit", path)
     if high_bit != stored - 1:
-        return (f"{_NAMES['high_bit']} is {high_bit!r}, expected BitsStored - 1 = {stored - 1}; "
+        return (f"{element_name('high_bit')} is {high_bit!r}, expected BitsStored - 1 = {stored - 1}; "
                 f"ignored (pixels are read with BitsStored)",)
     return ()
 
@@ -192,10 +182,10 @@ def _check_rescale(ds: Dataset, path: str) -> None:
     if slope is not None and not (math.isfinite(slope) and SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]):
         why = "must be a finite number > 0" if not (math.isfinite(slope) and slope > 0) else (
             f"outside the plausible range [{SLOPE_RANGE[0]:g}, {SLOPE_RANGE[1]:g}] HU per stored value")
-        raise ImplausibleValueError(path, _NAMES["rescale_slope"], slope, why)
+        raise ImplausibleValueError(path, element_name("rescale_slope"), slope, why)
     intercept = _value(ds, "rescale_intercept", path)
     if intercept is not None and not (math.isfinite(intercept) and abs(intercept) <= MAX_ABS_INTERCEPT):
         raise ImplausibleValueError(
-            path, _NAMES["rescale_intercept"], intercept,
+            path, element_name("rescale_intercept"), intercept,
             f"must be a finite number within +-{MAX_ABS_INTERCEPT:g} HU",
         )

@@ -121,6 +121,11 @@ def tag_value(ds: Dataset, name: str, path: str = "") -> Any:
     return py_type(value) if value is not None else None
 
 
+def column_tag(name: str) -> int:
+    """The DICOM tag a `HEADER_FIELDS` column is read from."""
+    return _SPEC[name][1]
+
+
 def tag_name(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
