@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint browser clean-demo
+.PHONY: setup demo test lint browser dicom3tools system-deps clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium not found; the MLflow UI test needs Debian's chromium package"; fi; }
 
-test: setup browser
+# The synthetic-writer test checks every variant with dicom3tools' dciodvfy; install it the same way.
+dicom3tools:
+	@command -v dciodvfy >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools >/dev/null; \
+	  else echo "note: dciodvfy not found; the DICOM conformance test needs Debian's dicom3tools package"; fi; }
+
+system-deps: browser dicom3tools
+
+test: setup system-deps
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

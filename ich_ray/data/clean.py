@@ -27,11 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ich_ray.data.io import WriterLock, count_rows, parquet_files, require, scan_table
-from ich_ray.data.quarantine import QUARANTINE_SCHEMA, empty_quarantine, publish_quarantine
+from ich_ray.data.quarantine import QUARANTINE_SCHEMA, empty_quarantine, publish_quarantine, quarantine_row
 from ich_ray.data.snapshot import DataRoot, link_parts, new_run_id
 from ich_ray.data.summary import StageSummary
-from ich_ray.dicom.pixels import to_hu
-from ich_ray.dicom.read import read_dicom
+from ich_ray.dicom.read import read_hu
 from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
 from ich_ray.labels import ID_COLUMNS, LABEL_COLUMNS
 from ich_ray.ray_utils import fused_stage_context, init_ray
@@ -161,10 +160,6 @@ def _selection_blocks(selection: pl.LazyFrame, staged: Path, rows_per_block: int
     return refs
 
 
-def _read_hu(path: str):
-    return to_hu(read_dicom(path, path), path)[0]
-
-
 def _export_jpg(img, sop: str, recipe: CleanRecipe, export_dir: str) -> None:
     data = encode_slice(img, dataclasses.replace(recipe, format="jpeg"))
     target = os.path.join(export_dir, f"{sop}.jpg")
@@ -183,21 +178,21 @@ def clean_batch(batch: pa.Table, recipe_json: str, run_id: str, failures_dir: st
     keep, images, sizes, failures = [], [], [], []
     for i, path in enumerate(paths):
         try:
-            hu = _read_hu(path)
+            hu = read_hu(path)
             neighbours = None
             if recipe.context:
-                neighbours = tuple(_read_hu(p) if p else None for p in (prevs[i], nexts[i]))
+                neighbours = tuple(read_hu(p) if p else None for p in (prevs[i], nexts[i]))
             img = prepare_slice(hu, recipe, neighbours=neighbours)
             images.append(encode_slice(img, recipe))
             if export_dir:
                 _export_jpg(img, sops[i], recipe, export_dir)
         except Exception as exc:  # any failure is this slice's, recorded in quarantine; the job goes on
-            failures.append((path, "clean", type(exc).__name__, f"{type(exc).__name__}: {exc}"[:500], run_id))
+            failures.append(quarantine_row(path, "clean", exc, run_id))
             continue
         keep.append(i)
         sizes.append(img.shape)
     if failures:
-        table = pa.Table.from_pylist([dict(zip(QUARANTINE_SCHEMA.names, f, strict=True)) for f in failures], QUARANTINE_SCHEMA)
+        table = pa.Table.from_pylist(failures, QUARANTINE_SCHEMA)
         pq.write_table(table, os.path.join(failures_dir, f"{uuid.uuid4().hex}.parquet"))
     out = batch.take(keep)
     columns = {name: out.column(name) for name in (*ID_COLUMNS, "slice_index", *LABEL_COLUMNS)}

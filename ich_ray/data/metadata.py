@@ -3,9 +3,11 @@
 Each Ray task gets a block of paths; `parse_batch` reads each file and calls `ich_ray.dicom.read_record` on its
 bytes, and builds the output as column lists turned into one `pyarrow.Table` with the fixed `RAW_SCHEMA`, so
 blocks holding only failures concatenate with ordinary ones. Every failure becomes a `status="failed"` row
-with `error_type` and `error`: a `DicomReadError` names the file and the reason; any other exception is
-caught as well (with its type name) because one odd file must never stop a hospital-sized job; a file that
-cannot even be read (permissions, removed since the listing) is such a row too.
+with `error_type` and `error` (`ich_ray.dicom.errors.failure_fields`, the formatter every failure table
+uses): a `DicomReadError` names the file and the reason; any other exception is caught as well (with its
+type name) because one odd file must never stop a hospital-sized job; a file that cannot even be read
+(permissions, removed since the listing) is such a row too. An `ok` row may carry a `warning` (an odd but
+harmless header value, `ich_ray.dicom.checks`).
 
 The raw rows go to the run's staging folder; `ich_ray.data.tables.publish_metadata` then adds
 `slice_index` and the labels with polars and writes the snapshot (see `ich_ray.data.snapshot`).
@@ -28,7 +30,7 @@ from ich_ray.data.quarantine import metadata_failures, publish_quarantine
 from ich_ray.data.snapshot import DataRoot, new_run_id
 from ich_ray.data.summary import StageSummary
 from ich_ray.data.tables import publish_metadata
-from ich_ray.dicom.errors import DicomReadError
+from ich_ray.dicom.errors import failure_fields
 from ich_ray.dicom.header import HEADER_FIELDS
 from ich_ray.dicom.read import read_record
 from ich_ray.ray_utils import fused_stage_context, init_ray
@@ -50,12 +52,12 @@ RAW_SCHEMA = pa.schema(
         *((name, _ARROW_TYPES[py_type]) for name, py_type in HEADER_FIELDS.items()),
         *((name, pa.float64()) for name in STAT_FIELDS),
         ("pxrepr_fixed", pa.bool_()),
+        ("warning", pa.string()),
         (NODE_COLUMN, pa.string()),
         (DIGEST_COLUMN, pa.string()),
     ]
 )
-_RECORD_FIELDS = (*HEADER_FIELDS, *STAT_FIELDS, "pxrepr_fixed")
-_MAX_ERROR_CHARS = 500
+_RECORD_FIELDS = (*HEADER_FIELDS, *STAT_FIELDS, "pxrepr_fixed", "warning")
 # Files per task: a task's fixed cost (scheduling, one Parquet write) is ~0.1-0.2 s on a small machine, and a
 # 512 x 512 slice parses in ~1.5 ms, so 256 files keep that overhead near 20%.
 FILES_PER_BATCH = 256
@@ -71,14 +73,6 @@ class MetadataConfig:
 
     def __post_init__(self):
         require(self, "input", "out")
-
-
-def _failure(exc: Exception) -> tuple[str, str]:
-    if isinstance(exc, DicomReadError):
-        return type(exc).__name__, exc.reason[:_MAX_ERROR_CHARS]
-    if isinstance(exc, OSError):  # the file itself could not be read (removed, permissions, I/O error)
-        return type(exc).__name__, f"could not read the file: {exc}"[:_MAX_ERROR_CHARS]
-    return type(exc).__name__, f"unexpected {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
 
 
 def parse_batch(batch: pa.Table, with_digest: bool = False) -> pa.Table:
@@ -98,7 +92,7 @@ def parse_batch(batch: pa.Table, with_digest: bool = False) -> pa.Table:
             record = read_record(data, path)
             status, error_type, error = "ok", None, None
         except Exception as exc:  # every failure, expected or not, becomes a row: the job never crashes
-            record, (error_type, error) = {}, _failure(exc)
+            record, (error_type, error) = {}, failure_fields(exc)
             status = "failed"
         columns["path"].append(path)
         columns["file_size"].append(None if data is None else len(data))

@@ -1,4 +1,8 @@
-"""ROOT/quarantine/: one row per file a stage could not use (path, stage, error_type, message, run_id)."""
+"""ROOT/quarantine/: one row per file a stage could not use (path, stage, error_type, error, run_id).
+
+`error_type` and `error` are the columns of every failure table (metadata/, quarantine/, predict's
+failures.csv), filled by `ich_ray.dicom.errors.failure_fields`; `quarantine_row` builds one row of this table.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,19 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from ich_ray.dicom.errors import failure_fields
+
 QUARANTINE_SCHEMA = pa.schema(
-    [("path", pa.string()), ("stage", pa.string()), ("error_type", pa.string()), ("message", pa.string()), ("run_id", pa.string())]
+    [("path", pa.string()), ("stage", pa.string()), ("error_type", pa.string()), ("error", pa.string()), ("run_id", pa.string())]
 )
 QUARANTINE_PART = "part-0.parquet"
+_OLD_REASON_COLUMN = "message"  # the `error` column's name before 0.2: snapshots written then still load
+
+
+def quarantine_row(path: str, stage: str, exc: BaseException, run_id: str) -> dict:
+    """One QUARANTINE_SCHEMA row for a file `stage` could not use because of `exc`."""
+    error_type, error = failure_fields(exc)
+    return {"path": path, "stage": stage, "error_type": error_type, "error": error, "run_id": run_id}
 
 
 def empty_quarantine() -> pl.LazyFrame:
@@ -20,8 +33,7 @@ def empty_quarantine() -> pl.LazyFrame:
 def metadata_failures(raw: pl.LazyFrame, run_id: str) -> pl.LazyFrame:
     """Quarantine rows for the `failed` rows of a raw metadata table."""
     return raw.filter(pl.col("status") == "failed").select(
-        "path", pl.lit("metadata").alias("stage"), "error_type", pl.col("error").alias("message"),
-        pl.lit(run_id).alias("run_id"),
+        "path", pl.lit("metadata").alias("stage"), "error_type", "error", pl.lit(run_id).alias("run_id"),
     )
 
 
@@ -35,6 +47,8 @@ def publish_quarantine(
     """
     rows = new_rows
     if previous is not None:
+        if _OLD_REASON_COLUMN in previous.collect_schema().names():
+            previous = previous.rename({_OLD_REASON_COLUMN: "error"})
         kept = previous.join(redone, on=["path", "stage"], how="anti") if redone is not None else previous
         rows = pl.concat([kept, new_rows], how="vertical_relaxed")
     rows = rows.unique(subset=["path", "stage"], keep="last", maintain_order=True)

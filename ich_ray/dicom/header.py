@@ -113,10 +113,17 @@ def tag_value(ds: Dataset, name: str, path: str = "") -> Any:
                 return value
             elem = source[tag]  # pydicom converts it (and caches the conversion)
         value = _from_value(elem.value, kind, index)
-    except ValueError as exc:  # e.g. a DS holding "n/a": the column is unknown, the file still usable
+    except (ValueError, NotImplementedError) as exc:
+        # e.g. a DS holding "n/a", or a corrupt VR pydicom does not know (NotImplementedError): the column is
+        # unknown, the file still usable (the plausibility checks refuse it if the element matters for pixels)
         log.warning("%s: unparseable %s (%s): %s", path, name, tag_name(tag), exc)
         return None
     return py_type(value) if value is not None else None
+
+
+def column_tag(name: str) -> int:
+    """The DICOM tag a `HEADER_FIELDS` column is read from."""
+    return _SPEC[name][1]
 
 
 def tag_name(tag: int) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder, pixel_array
 
+from ich_ray.dicom.checks import check_hu_range, check_image_header, stored_range_hu
 from ich_ray.dicom.errors import TruncatedFileError, UnsupportedImageError, UnsupportedTransferSyntaxError
 from ich_ray.dicom.header import tag_value
 
@@ -43,6 +44,7 @@ class StoredPixels:
     slope: float
     intercept: float
     fixed: bool  # whether the fix was applied
+    warnings: tuple[str, ...] = ()  # odd but harmless header values (`checks.check_image_header`)
 
     def hu(self) -> np.ndarray:
         """float32 HU: the arithmetic of pydicom.pixels.apply_rescale, in float32 and in place."""
@@ -55,25 +57,35 @@ class StoredPixels:
 
 
 def stored_pixels(ds: Dataset, path: str) -> StoredPixels:
-    """Decode the slice and apply the fix; raises what `decode_stored` raises."""
-    stored = decode_stored(ds, path)
+    """Check the header, decode the slice, apply the fix and check the HU range.
+
+    Raises what `checks.check_image_header`, `decode_stored` and `checks.check_hu_range` raise.
+    """
+    warnings = check_image_header(ds, path)  # before decoding: a corrupt matrix must not reach the decoder
+    pixels = _rescaled(ds, decode_stored(ds, path), path, warnings)
+    check_hu_range(*stored_range_hu(pixels.values, pixels.slope, pixels.intercept), path)
+    return pixels
+
+
+def _rescaled(ds: Dataset, stored: np.ndarray, path: str, warnings: tuple[str, ...]) -> StoredPixels:
     slope = tag_value(ds, "rescale_slope", path)
-    intercept = tag_value(ds, "rescale_intercept", path)
+    slope = 1.0 if slope is None else slope
     if needs_pxrepr_fix(ds):
         # (v + 1000) with values >= 4096 wrapped down by 4096, i.e. (v + 1000) mod 4096 for 12-bit v: done in
         # place, because a fresh image-sized array costs more in page faults than the arithmetic.
         values = stored if stored.flags.writeable and stored.dtype == np.uint16 else stored.astype(np.uint16)
         values += FIX_OFFSET
         np.remainder(values, FIX_WRAP, out=values)
-        return StoredPixels(values.view(np.int16), 1.0 if slope is None else slope, FIX_INTERCEPT, True)
-    return StoredPixels(stored, 1.0 if slope is None else slope, intercept or 0.0, False)
+        return StoredPixels(values.view(np.int16), slope, FIX_INTERCEPT, True, warnings)
+    return StoredPixels(stored, slope, tag_value(ds, "rescale_intercept", path) or 0.0, False, warnings)
 
 
 def to_hu(ds: Dataset, path: str) -> tuple[np.ndarray, bool]:
     """Decode the slice and rescale to float32 HU; returns (hu, whether the fix was applied).
 
     Raises UnsupportedTransferSyntaxError (no installed decoder), TruncatedFileError (the decoder failed:
-    short or corrupt pixel data) or UnsupportedImageError (not one greyscale frame), each naming `path`.
+    short or corrupt pixel data), UnsupportedImageError (not one greyscale frame) or ImplausibleValueError
+    (a value no CT slice has, `checks`), each naming `path`.
     """
     pixels = stored_pixels(ds, path)
     return pixels.hu(), pixels.fixed
@@ -98,14 +110,22 @@ def decode_stored(ds: Dataset, path: str) -> np.ndarray:
     try:
         arr = pixel_array(ds)
     except Exception as exc:  # pydicom/plugins raise ValueError, RuntimeError, OSError... for bad streams
-        raise TruncatedFileError(
-            path, f"pixel data could not be decoded, truncated or corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise _undecodable(path, exc) from exc
+    except BaseException as exc:
+        # Decoders written in Rust (pylibjpeg-rle) turn a panic on a corrupt stream into pyo3's
+        # PanicException, a BaseException that `except Exception` lets through: it is this file's failure.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise _undecodable(path, exc) from exc
     if arr.ndim != 2:
-        raise UnsupportedImageError(
-            path, f"expected one greyscale frame, got pixel array of shape {arr.shape}"
-        )
+        raise UnsupportedImageError(path, "pixel array shape", arr.shape, "expected one greyscale frame")
     return arr
+
+
+def _undecodable(path: str, exc: BaseException) -> TruncatedFileError:
+    return TruncatedFileError(
+        path, f"pixel data could not be decoded, truncated or corrupt ({type(exc).__name__}: {exc})"
+    )
 
 
 def _uid_name(uid) -> str:

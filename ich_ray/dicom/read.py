@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ich_ray.dicom.checks import check_image_header
 from ich_ray.dicom.errors import (
     EmptyFileError,
     NoPixelDataError,
@@ -42,7 +43,9 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
 
     pixels=False stops before the pixel data (a header read, several times faster).
     Raises a `DicomReadError` subclass: EmptyFileError, NotDicomError, NotCTError, NoPixelDataError,
-    TruncatedFileError. A missing file raises FileNotFoundError.
+    TruncatedFileError; with pixels, also what `checks.check_image_header` raises (ImplausibleValueError,
+    UnsupportedImageError, TruncatedFileError for short pixel data). A missing file raises
+    FileNotFoundError.
     """
     name = _display_name(source, path)
     fp, size = _open(source, name)
@@ -60,7 +63,8 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
 
 
 def read_record(source: str | Path | bytes, path: str | None = None) -> dict[str, Any]:
-    """One metadata row: header record + pixel stats + `pxrepr_fixed` (the metadata stage's per-file call).
+    """One metadata row: header record + pixel stats + `pxrepr_fixed` + `warning` (the metadata stage's
+    per-file call).
 
     The stats come from the stored integers, so the HU image is never built. Raises what `read_dicom` and
     `pixels.stored_pixels` raise (all naming `path`).
@@ -74,6 +78,12 @@ def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dic
     return record, pixels.hu()
 
 
+def read_hu(source: str | Path | bytes, path: str | None = None) -> np.ndarray:
+    """The float32 HU image of one slice, with the checks `read_record` makes (clean's and predict's read)."""
+    name = _display_name(source, path)
+    return stored_pixels(read_dicom(source, name), name).hu()
+
+
 def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any], StoredPixels]:
     name = _display_name(source, path)
     ds = read_dicom(source, name)
@@ -81,6 +91,7 @@ def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any],
     record = header_record(ds, name)
     record.update(pixel_stats(pixels.values, pixels.slope, pixels.intercept))
     record["pxrepr_fixed"] = pixels.fixed
+    record["warning"] = "; ".join(pixels.warnings) or None
     return record, pixels
 
 
@@ -95,14 +106,33 @@ def _open(source: str | Path | bytes, name: str) -> tuple[io.BufferedIOBase, int
     if isinstance(source, (bytes, bytearray, memoryview)):
         fp, size = io.BytesIO(source), len(source)
     elif isinstance(source, (str, Path)):
-        fp = open(source, "rb")  # closed by read_dicom
-        size = os.fstat(fp.fileno()).st_size
+        raw = open(source, "rb", buffering=0)  # closed by read_dicom
+        size = os.fstat(raw.fileno()).st_size
+        fp = _SizedReader(raw, size)
     else:
         raise TypeError(f"read_dicom: source must be a path or bytes, got {type(source).__name__}")
     if size == 0:
         fp.close()
         raise EmptyFileError(name, "file is empty (0 bytes)")
     return fp, size
+
+
+class _SizedReader(io.BufferedReader):
+    """A file whose read(n) never asks for more than the file holds.
+
+    pydicom reads an element's value with read(length), and a buffered file allocates `length` bytes before
+    reading: a corrupt 4 GiB length field would allocate 4 GiB for a 500 KB file. (BytesIO, used for bytes
+    sources, returns what is there without allocating first.)
+    """
+
+    def __init__(self, raw, size: int):
+        super().__init__(raw)
+        self._size = size
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is not None and n > 0:
+            n = max(0, min(n, self._size - self.tell()))
+        return super().read(n)
 
 
 def _parse(fp, name: str, stop_before_pixels: bool) -> Dataset:
@@ -145,29 +175,17 @@ def _check_pixel_data(ds: Dataset, name: str, size: int) -> None:
     if _PIXEL_DATA not in ds:
         _check_cut_before_pixels(ds, name, size)
         raise NoPixelDataError(name, "no Pixel Data (7FE0,0010) element")
-    tsyntax = ds.file_meta.TransferSyntaxUID
-    if tsyntax.is_compressed:
-        return  # encapsulated: the decoder reports a short stream (pixels.to_hu)
-    rows, cols = tag_value(ds, "rows", name), tag_value(ds, "columns", name)
-    bits = tag_value(ds, "bits_allocated", name)
-    if not (rows and cols and bits):
-        raise TruncatedFileError(
-            name, f"cannot size the pixel data: rows={rows}, columns={cols}, bits={bits}"
-        )
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    expected = rows * cols * samples * frames * bits // 8
-    got = len(ds.get_item(_PIXEL_DATA).value or b"")
-    if got < expected:
-        raise TruncatedFileError(
-            name, f"pixel data is {got} bytes, expected {expected} ({rows}x{cols}x{bits} bit)"
-        )
+    check_image_header(ds, name)  # one greyscale frame, a bounded matrix, a pixel data length that fits it
 
 
-def _last_raw_element(ds: Dataset) -> RawDataElement | None:
+def _last_raw_element(ds: Dataset, name: str) -> RawDataElement | None:
     if len(ds) == 0:
         return None
-    last = ds.get_item(next(reversed(ds.keys())))
+    tag = next(reversed(ds.keys()))
+    try:
+        last = ds.get_item(tag)
+    except (NotImplementedError, ValueError) as exc:  # pydicom converts some tags (delimiters) on access
+        raise NotDicomError(name, f"unparseable DICOM: element {tag_name(tag)} ({type(exc).__name__}: {exc})") from exc
     if not isinstance(last, RawDataElement) or last.length == _UNDEFINED_LENGTH:
         return None  # a parsed sequence: its own reader checked the lengths
     return last
@@ -175,7 +193,7 @@ def _last_raw_element(ds: Dataset) -> RawDataElement | None:
 
 def _check_last_element(ds: Dataset, name: str, size: int) -> None:
     """pydicom stops quietly at end of file, keeping a short last value: that file was cut."""
-    last = _last_raw_element(ds)
+    last = _last_raw_element(ds, name)
     if last is not None and last.value_tell + last.length > size:
         present = max(0, size - last.value_tell)
         raise TruncatedFileError(
@@ -189,6 +207,6 @@ def _check_cut_before_pixels(ds: Dataset, name: str, size: int) -> None:
     """Tell a file cut inside its header (before the pixel data) from one that has no pixels."""
     if len(ds) == 0:
         raise TruncatedFileError(name, f"file ends before the dataset starts ({size} bytes)")
-    last = _last_raw_element(ds)
+    last = _last_raw_element(ds, name)
     if last is not None and 0 < size - (last.value_tell + last.length) < _ELEMENT_HEADER_BYTES:
         raise TruncatedFileError(name, f"file ends inside an element header after {tag_name(last.tag)}")

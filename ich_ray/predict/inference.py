@@ -18,10 +18,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ich_ray.dicom.errors import failure_fields
 from ich_ray.labels import LABELS
 from ich_ray.models.loading import ModelSpec, build_model
 from ich_ray.predict.schema import PROB_COLUMNS
-from ich_ray.predict.slices import SliceLoader, describe_error, header_rows, order_slices
+from ich_ray.predict.slices import SliceLoader, header_rows, order_slices
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class SlicePredictor:
                 images.append(self.loader.image(path, prev_path or None, next_path or None))
                 good.append(i)
             except Exception as exc:  # a slice that cannot be prepared is reported, never fatal
-                out["error_type"][i], out["error"][i] = describe_error(exc)
+                out["error_type"][i], out["error"][i] = failure_fields(exc)
         self.loader.clear()
         if images:
             probs = predict_images(self.model, self.spec, np.stack(images))

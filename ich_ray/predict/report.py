@@ -43,6 +43,6 @@ def write_summary(path: Path, *, model: str, labels: tuple[str, ...], threshold:
     lines += ["", "## Heat maps (Grad-CAM on the last conv block, brain window)", ""]
     lines += [f"- [{study}]({link})" for study, link in heatmaps.items()] or ["(no flagged study)"]
     lines += ["", f"## Failures ({failures.height}; full list: `failures.csv`)", ""]
-    lines += _table(failures.head(MAX_FAILURES).select("path", "stage", "error_type", "reason"))
+    lines += _table(failures.head(MAX_FAILURES).select("path", "stage", "error_type", "error"))
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -57,11 +57,11 @@ class PredictSummary:
 
 def _failures(ordered: pl.DataFrame, results: pl.DataFrame) -> pl.DataFrame:
     read = ordered.filter(pl.col("status") == "failed").select(
-        "path", pl.lit("read").alias("stage"), "error_type", pl.col("error").alias("reason"),
+        "path", pl.lit("read").alias("stage"), "error_type", "error",
         "study_instance_uid", "patient_id")
     prepare = results.filter(pl.col("error_type").is_not_null()).join(
         ordered.select("path", "study_instance_uid", "patient_id"), on="path", how="left"
-    ).select("path", pl.lit("prepare").alias("stage"), "error_type", pl.col("error").alias("reason"),
+    ).select("path", pl.lit("prepare").alias("stage"), "error_type", "error",
              "study_instance_uid", "patient_id")
     return pl.concat([read, prepare]).cast(FAILURE_SCHEMA).sort("path")
 

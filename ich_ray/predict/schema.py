@@ -16,12 +16,13 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     **{name: pl.Float64 for name in PROB_COLUMNS},
 }
 
-# One row per input file that could not be predicted (read, prepare or inference failure).
+# One row per input file that could not be predicted (read, prepare or inference failure); `error_type` and
+# `error` as in metadata/ and quarantine/ (`ich_ray.dicom.errors.failure_fields`).
 FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "path": pl.String,
     "stage": pl.String,
     "error_type": pl.String,
-    "reason": pl.String,
+    "error": pl.String,
     "study_instance_uid": pl.String,
     "patient_id": pl.String,
 }

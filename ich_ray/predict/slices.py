@@ -17,25 +17,18 @@ import numpy as np
 import polars as pl
 
 from ich_ray.data.tables import with_slice_index
-from ich_ray.dicom.errors import DicomReadError
+from ich_ray.dicom.errors import MissingElementError, failure_fields
 from ich_ray.dicom.header import HEADER_FIELDS, header_record
-from ich_ray.dicom.read import read_dicom, read_slice
+from ich_ray.dicom.read import read_dicom, read_hu
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice, encode_slice, prepare_slice
 
 log = logging.getLogger(__name__)
 
-_MAX_ERROR_CHARS = 500
 _POLARS_TYPES = {str: pl.String, int: pl.Int64, float: pl.Float64}
 HEADER_SCHEMA = {
     "path": pl.String, "status": pl.String, "error_type": pl.String, "error": pl.String,
     **{name: _POLARS_TYPES[kind] for name, kind in HEADER_FIELDS.items()},
 }
-
-
-def describe_error(exc: Exception) -> tuple[str, str]:
-    """(error_type, reason): a DicomReadError's own reason, anything else with its type named."""
-    reason = exc.reason if isinstance(exc, DicomReadError) else f"unexpected {type(exc).__name__}: {exc}"
-    return type(exc).__name__, reason[:_MAX_ERROR_CHARS]
 
 
 def header_rows(paths: Sequence[str]) -> pl.DataFrame:
@@ -44,9 +37,11 @@ def header_rows(paths: Sequence[str]) -> pl.DataFrame:
     for path in paths:
         try:
             record = header_record(read_dicom(path, pixels=False), path)
+            if record["series_instance_uid"] is None:  # slices are ordered (and given context) per series
+                raise MissingElementError(path, "SeriesInstanceUID (0020,000E)", None, "predict orders slices by series")
             rows.append({"path": path, "status": "ok", **record})
         except Exception as exc:  # one odd file never stops the job: it becomes a failure row
-            error_type, error = describe_error(exc)
+            error_type, error = failure_fields(exc)
             rows.append({"path": path, "status": "failed", "error_type": error_type, "error": error})
     return pl.DataFrame(rows, schema=HEADER_SCHEMA)
 
@@ -79,7 +74,7 @@ class SliceLoader:
     def hu(self, path: str) -> np.ndarray:
         if path not in self._cache:
             try:
-                self._cache[path] = read_slice(path, path)[1]
+                self._cache[path] = read_hu(path, path)
             except Exception as exc:  # cached so a bad neighbour is read once; re-raised to the caller
                 self._cache[path] = exc
         value = self._cache[path]

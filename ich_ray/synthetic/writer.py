@@ -108,6 +108,8 @@ def _static_dataset(header: SeriesHeader) -> Dataset:
     ds.ConvolutionKernel, ds.GantryDetectorTilt, ds.PatientPosition = "STANDARD", 0.0, "HFS"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = header.study_uid, header.series_uid
     ds.FrameOfReferenceUID = header.frame_uid
+    ds.PositionReferenceIndicator = ""  # Type 2 (Frame of Reference module): present, empty = no landmark
+    ds.AcquisitionNumber = 1  # Type 2 (CT Image module): one acquisition per series
     ds.StudyID, ds.SeriesNumber = "1", header.series_number
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"

@@ -150,3 +150,24 @@ def test_a_second_file_with_a_kept_sop_uid_is_filtered_in_every_run(caplog):
     # an incremental run over series s2 alone makes the same choice
     only_s2 = select_slices(metadata, pl.LazyFrame({"series_instance_uid": ["s2"]}))
     assert only_s2.filter(keep_slice(0.02)).collect().height == 0
+
+
+def test_a_file_corrupted_after_metadata_is_refused_by_clean_with_the_same_check(real_ct_dir, ray_session, tmp_path):
+    """clean reads pixels again: the plausibility checks run there too, and the failure row has the shared shape."""
+    import shutil
+
+    import pydicom
+
+    inputs = tmp_path / "in"
+    shutil.copytree(real_ct_dir, inputs)
+    root = tmp_path / "root"
+    assert main(["metadata", "--input", str(inputs), "--out", str(root)]) == 0
+    ds = pydicom.dcmread(inputs / "05.dcm")
+    ds.RescaleIntercept = 1e300
+    ds.save_as(inputs / "05.dcm")
+    assert main(["clean", "--data", str(root), "--size", "64"]) == 0
+    quarantine = pl.read_parquet(root / "quarantine").filter(pl.col("stage") == "clean")
+    assert quarantine.columns == ["path", "stage", "error_type", "error", "run_id"]
+    assert quarantine.select("path", "error_type", "error").rows() == [
+        (str(inputs / "05.dcm"), "ImplausibleValueError",
+         "RescaleIntercept (0028,1052) is 1e+300: must be a finite number within +-32768 HU")]

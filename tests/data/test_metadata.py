@@ -83,3 +83,22 @@ def test_unexpected_exceptions_become_rows_with_their_type(ray_session, monkeypa
     out = parse_batch(pa.table({"path": [str(tmp_path / "a")]}))
     assert out.column("error_type").to_pylist() == ["KeyError"]
     assert "unexpected KeyError" in out.column("error").to_pylist()[0]
+
+
+def test_implausible_files_fail_and_odd_ones_keep_a_warning(ray_session, real_ct_dir, tmp_path):
+    import pydicom
+
+    def variant(name, **tags):
+        ds = pydicom.dcmread(real_ct_dir / "01.dcm")
+        for keyword, value in tags.items():
+            setattr(ds, keyword, value)
+        ds.save_as(tmp_path / name)
+        return str(tmp_path / name)
+
+    paths = [variant("slope.dcm", RescaleSlope=-1), variant("rgb.dcm", PhotometricInterpretation="RGB"),
+             variant("highbit.dcm", HighBit=40)]
+    out = parse_batch(pa.table({"path": paths})).to_pylist()
+    assert [r["status"] for r in out] == ["failed", "failed", "ok"]
+    assert [r["error_type"] for r in out] == ["ImplausibleValueError", "UnsupportedImageError", None]
+    assert out[0]["error"] == "RescaleSlope (0028,1053) is -1.0: must be a finite number > 0"
+    assert out[2]["warning"].startswith("HighBit (0028,0102) is 40") and out[0]["warning"] is None

@@ -12,6 +12,7 @@ from ich_ray.dicom import (
     TruncatedFileError,
     UnsupportedTransferSyntaxError,
     needs_pxrepr_fix,
+    pixels,
     read_dicom,
     read_slice,
     to_hu,
@@ -126,3 +127,18 @@ def test_dataset_without_transfer_syntax(make_ct, ramp):
     del ds.file_meta.TransferSyntaxUID
     with pytest.raises(UnsupportedTransferSyntaxError, match="in-memory: no Transfer Syntax UID"):
         to_hu(ds, "in-memory")
+
+
+class PanicException(BaseException):
+    """What pyo3 raises when a Rust decoder panics (pylibjpeg-rle on a corrupt RLE stream, found by fuzzing)."""
+
+
+@pytest.mark.parametrize(("raised", "expected"), [(PanicException("index out of bounds"), TruncatedFileError),
+                                                   (KeyboardInterrupt(), KeyboardInterrupt)])
+def test_a_decoder_panic_is_this_files_failure_but_an_interrupt_is_not(write_ct, ramp, monkeypatch, raised, expected):
+    def decode(ds):
+        raise raised
+
+    monkeypatch.setattr(pixels, "pixel_array", decode)
+    with pytest.raises(expected):
+        to_hu(pydicom.dcmread(write_ct("p.dcm", ramp)), "p.dcm")

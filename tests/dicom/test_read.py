@@ -51,7 +51,7 @@ def test_header_only_read_skips_pixel_data(real_ct_files):
 def test_read_slice_record_and_hu(real_ct_files):
     path = real_ct_files[5]
     record, hu = read_slice(path.read_bytes(), str(path))
-    assert set(record) == set(HEADER_FIELDS) | STAT_KEYS | {"pxrepr_fixed"}
+    assert set(record) == set(HEADER_FIELDS) | STAT_KEYS | {"pxrepr_fixed", "warning"}
     assert record["pxrepr_fixed"] is False
     assert hu.shape == (512, 512) and hu.dtype == np.float32
     assert record["img_min"] == float(hu.min()) == -1500.0  # GE padding value

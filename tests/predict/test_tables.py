@@ -20,7 +20,7 @@ def _pred(study, series, sop, index, any_, sub=None, patient="p"):
 
 
 def _fail(study, path="/bad"):
-    return {"path": path, "stage": "read", "error_type": "TruncatedFileError", "reason": "short",
+    return {"path": path, "stage": "read", "error_type": "TruncatedFileError", "error": "short",
             "study_instance_uid": study, "patient_id": "p9" if study else None}
 
 

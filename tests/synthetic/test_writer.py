@@ -1,4 +1,8 @@
+import dataclasses
 import io
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -73,3 +77,33 @@ def test_shape_mismatch_is_an_error():
     plan = plan_dataset(1, 64, 8, seed=0, compression=None)[0]
     with pytest.raises(ValueError, match="matrix"):
         slice_dataset(plan.header, np.zeros((32, 32), np.int16), 0, "1.2.3")
+
+
+DCIODVFY = shutil.which("dciodvfy")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dciodvfy"
+WINDOWS = {"window_single": ((40.0,), (80.0,)), "window_multi": ((40.0, 600.0), (80.0, 2800.0))}
+
+
+@pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy not installed (Debian package dicom3tools; `make system-deps`)")
+@pytest.mark.parametrize("window", sorted(WINDOWS))
+@pytest.mark.parametrize("syntax", ["none", "rle", "jpeg2000"])
+@pytest.mark.parametrize("pixel_format", PIXEL_FORMATS)
+def test_dciodvfy_finds_no_errors(tmp_path, pixel_format, syntax, window):
+    """Every variant the generator writes is a valid CT Image Storage object (dicom3tools' IOD checker).
+
+    Its warnings (invented PHI such as PatientAddress outside the CT IOD) are expected; the output of each
+    variant is kept in test-artifacts/dciodvfy/.
+    """
+    plan = plan_dataset(1, 64, 8, seed=2, compression=syntax)[0]
+    centre, width = WINDOWS[window]
+    header = dataclasses.replace(plan.header, pixel_format=pixel_format, window_center=centre, window_width=width)
+    hu, _ = render_study(np.random.default_rng(0), header.rows, 8, subtypes=())
+    path = tmp_path / "slice.dcm"
+    path.write_bytes(SeriesWriter(header).slice_bytes(hu[3], 3, "1.2.3.4.7"))
+    result = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{pixel_format}-{syntax}-{window}.txt").write_text(output)
+    assert "CTImage" in output, output  # dciodvfy recognised the IOD it checks against
+    errors = [line for line in output.splitlines() if line.startswith("Error")]
+    assert not errors, output
