@@ -6,7 +6,6 @@ native and RLE in pydicom itself, JPEG / JPEG-LS / JPEG 2000 through pylibjpeg (
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +15,6 @@ from pydicom.pixels import get_decoder, pixel_array
 from ich_ray.dicom.checks import check_hu_range, check_image_header, stored_range_hu
 from ich_ray.dicom.errors import TruncatedFileError, UnsupportedImageError, UnsupportedTransferSyntaxError
 from ich_ray.dicom.header import tag_value
-
-log = logging.getLogger(__name__)
 
 # The fix (fastai / Appian, RSNA 2019): these files store signed 12-bit values read as unsigned.
 FIX_OFFSET = 1000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import os
 import struct
 from pathlib import Path
@@ -28,8 +27,6 @@ from ich_ray.dicom.errors import (
 from ich_ray.dicom.header import header_record, tag_name, tag_value
 from ich_ray.dicom.pixels import StoredPixels, stored_pixels
 from ich_ray.imaging.stats import pixel_stats
-
-log = logging.getLogger(__name__)
 
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF

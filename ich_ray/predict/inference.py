@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
@@ -23,8 +22,6 @@ from ich_ray.labels import LABELS
 from ich_ray.models.loading import ModelSpec, build_model
 from ich_ray.predict.schema import PROB_COLUMNS
 from ich_ray.predict.slices import SliceLoader, header_rows, order_slices
-
-log = logging.getLogger(__name__)
 
 HEADER_FILES_PER_TASK = 64
 # Up to this many files the header pass runs in the driver: a header read costs ~1 ms, while Ray worker

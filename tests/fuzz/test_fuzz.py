@@ -30,6 +30,7 @@ import pyarrow as pa
 import pydicom
 import pytest
 import torch
+from ich_ray.predict.model_loading import ModelSpec
 from pydicom.dataelem import RawDataElement
 
 from ich_ray.data.clean import CleanConfig, clean_batch, run_clean
@@ -40,7 +41,6 @@ from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABEL_COLUMNS, LABELS
 from ich_ray.models.registry import create_model, get_spec
 from ich_ray.predict.inference import SlicePredictor
-from ich_ray.predict.model_loading import ModelSpec
 from ich_ray.predict.run import PredictConfig, run_predict
 from ich_ray.predict.slices import header_rows
 from ich_ray.synthetic.phantom import render_study
