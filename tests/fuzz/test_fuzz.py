@@ -30,7 +30,6 @@ import pyarrow as pa
 import pydicom
 import pytest
 import torch
-from ich_ray.predict.model_loading import ModelSpec
 from pydicom.dataelem import RawDataElement
 
 from ich_ray.data.clean import CleanConfig, clean_batch, run_clean
@@ -39,6 +38,7 @@ from ich_ray.dicom.checks import HU_RANGE, SLOPE_RANGE
 from ich_ray.dicom.read import read_hu
 from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABEL_COLUMNS, LABELS
+from ich_ray.models.loading import ModelSpec, model_metadata
 from ich_ray.models.registry import create_model, get_spec
 from ich_ray.predict.inference import SlicePredictor
 from ich_ray.predict.run import PredictConfig, run_predict
@@ -46,7 +46,6 @@ from ich_ray.predict.slices import header_rows
 from ich_ray.synthetic.phantom import render_study
 from ich_ray.synthetic.plan import plan_dataset
 from ich_ray.synthetic.writer import PIXEL_FORMATS, TRANSFER_SYNTAXES, SeriesWriter
-from ich_ray.train.reporting import model_metadata
 from ich_ray.train.worker import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
