@@ -38,6 +38,7 @@ from ich_ray.dicom.checks import HU_RANGE, SLOPE_RANGE
 from ich_ray.dicom.read import read_hu
 from ich_ray.imaging.recipe import CleanRecipe
 from ich_ray.labels import LABEL_COLUMNS, LABELS
+from ich_ray.models.checkpoint import CHECKPOINT_FILE
 from ich_ray.models.loading import ModelSpec, model_metadata
 from ich_ray.models.registry import create_model, get_spec
 from ich_ray.predict.inference import SlicePredictor
@@ -46,7 +47,6 @@ from ich_ray.predict.slices import header_rows
 from ich_ray.synthetic.phantom import render_study
 from ich_ray.synthetic.plan import plan_dataset
 from ich_ray.synthetic.writer import PIXEL_FORMATS, TRANSFER_SYNTAXES, SeriesWriter
-from ich_ray.train.worker import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
 # pydicom warns (UserWarning) about every invalid value these files hold, which is the point of them
