@@ -20,6 +20,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--actors", type=int, default=None, help="inference actors (default: one per CPU)")
     parser.add_argument("--smooth", action="store_true", default=None,
                         help="smooth slice probabilities along each series (off by default)")
+    parser.add_argument("--study-model", default=None, metavar="URI",
+                        help="a model of `ich-ray train-study`: refines each series' slice probabilities")
+    parser.add_argument("--labels", default=None, metavar="CSV",
+                        help="RSNA-style label file: score the predictions (slice and study AUC, weighted log "
+                             "loss) into metrics.json and the summary page")
     add_address_argument(parser)
 
 
@@ -30,7 +35,8 @@ def run(args) -> int:
     cfg = load_config(
         PredictConfig, args.config, args.overrides, model=args.model, input=args.input, out=args.out,
         tracking_uri=args.tracking_uri, threshold=args.threshold, address=args.address,
-        batch_size=args.batch_size, actors=args.actors, smooth=args.smooth,
+        batch_size=args.batch_size, actors=args.actors, smooth=args.smooth, study_model=args.study_model,
+        labels=args.labels,
     )
     run_predict(cfg)
     return 0

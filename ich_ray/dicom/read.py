@@ -26,7 +26,7 @@ from ich_ray.dicom.errors import (
 )
 from ich_ray.dicom.header import header_record, tag_name, tag_value
 from ich_ray.dicom.pixels import StoredPixels, stored_pixels
-from ich_ray.imaging.stats import pixel_stats
+from ich_ray.imaging.stats import pixel_stats, window_fraction
 
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -79,6 +79,14 @@ def read_hu(source: str | Path | bytes, path: str | None = None) -> np.ndarray:
     """The float32 HU image of one slice, with the checks `read_record` makes (clean's and predict's read)."""
     name = _display_name(source, path)
     return stored_pixels(read_dicom(source, name), name).hu()
+
+
+def read_hu_window(source: str | Path | bytes, path: str | None = None) -> tuple[np.ndarray, float]:
+    """(HU image, `img_pct_window`): the window fraction computed as the metadata stage computes it, so
+    predict's blank-slice decision is clean's."""
+    name = _display_name(source, path)
+    pixels = stored_pixels(read_dicom(source, name), name)
+    return pixels.hu(), window_fraction(pixels.values, pixels.slope, pixels.intercept)
 
 
 def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any], StoredPixels]:

@@ -43,8 +43,17 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
         "img_max": hi,
         "img_mean": mean * slope + intercept,
         "img_std": std * abs(slope),
-        "img_pct_window": _count_in_window(flat, slope, intercept) / flat.size,
+        "img_pct_window": window_fraction(flat, slope, intercept),
     }
+
+
+def window_fraction(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> float:
+    """`img_pct_window` alone: the fraction of pixels with 0 < HU < 80, HU = values * slope + intercept
+    (what the blank-slice filter of clean and predict reads)."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0 or slope == 0:
+        raise ValueError(f"window_fraction: empty image ({flat.size} pixels) or zero slope ({slope})")
+    return _count_in_window(flat, slope, intercept) / flat.size
 
 
 def _count_in_window(flat: np.ndarray, slope: float, intercept: float) -> int:

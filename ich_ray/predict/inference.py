@@ -20,7 +20,7 @@ import pyarrow as pa
 from ich_ray.dicom.errors import failure_fields
 from ich_ray.labels import LABELS
 from ich_ray.models.loading import ModelSpec, build_model
-from ich_ray.predict.schema import PROB_COLUMNS
+from ich_ray.predict.schema import BLANK_PROBABILITY, PROB_COLUMNS
 from ich_ray.predict.slices import SliceLoader, header_rows, order_slices
 
 HEADER_FILES_PER_TASK = 64
@@ -28,8 +28,8 @@ HEADER_FILES_PER_TASK = 64
 # processes for the tasks take seconds to start (and the actor pool's start-up reaps idle ones).
 LOCAL_HEADER_FILES = 2000
 RESULT_SCHEMA = pa.schema(
-    [("path", pa.string()), ("error_type", pa.string()), ("error", pa.string()),
-     *((name, pa.float64()) for name in PROB_COLUMNS)]
+    [("path", pa.string()), ("error_type", pa.string()), ("error", pa.string()), ("blank", pa.bool_()),
+     *((name, pa.float64()) for name in PROB_COLUMNS), ("embedding", pa.list_(pa.float32()))]
 )
 
 
@@ -52,15 +52,21 @@ def read_headers(paths: list[str]) -> pl.DataFrame:
 
 
 class SlicePredictor:
-    """Ray Data callable class: builds the model once per actor, then predicts batch after batch."""
+    """Ray Data callable class: builds the model once per actor, then predicts batch after batch.
 
-    def __init__(self, spec: ModelSpec, state, threads: int = 1):
+    A slice the clean recipe calls blank (above or below the head) never reaches the model: it is marked
+    `blank` and given `BLANK_PROBABILITY` for every label. With `embeddings`, each predicted slice also
+    returns the slice model's embedding (the study model's input)."""
+
+    def __init__(self, spec: ModelSpec, state, threads: int = 1, embeddings: bool = False):
         import ray
         import torch
 
+        from ich_ray.models.registry import get_spec
+
         torch.set_num_threads(max(1, threads))
         state = ray.get(state) if isinstance(state, ray.ObjectRef) else state
-        self.spec = spec
+        self.spec, self.arch, self.embeddings = spec, get_spec(spec.arch), embeddings
         self.model = build_model(spec, state)
         self.loader = SliceLoader(spec.recipe)
         self.columns = [PROB_COLUMNS[LABELS.index(name)] for name in spec.labels]
@@ -72,17 +78,37 @@ class SlicePredictor:
         out["path"] = paths
         for i, (path, (prev_path, next_path)) in enumerate(zip(paths, neighbours, strict=True)):
             try:
+                if self.loader.is_blank(path):
+                    out["blank"][i] = True
+                    for column in self.columns:
+                        out[column][i] = BLANK_PROBABILITY
+                    continue
                 images.append(self.loader.image(path, prev_path or None, next_path or None))
                 good.append(i)
+                out["blank"][i] = False
             except Exception as exc:  # a slice that cannot be prepared is reported, never fatal
                 out["error_type"][i], out["error"][i] = failure_fields(exc)
         self.loader.clear()
         if images:
-            probs = predict_images(self.model, self.spec, np.stack(images))
+            probs, embedding = self._predict(np.stack(images))
             for column, values in zip(self.columns, probs.T, strict=True):
                 for i, value in zip(good, values, strict=True):
                     out[column][i] = float(value)
+            if embedding is not None:
+                for i, row in zip(good, embedding, strict=True):
+                    out["embedding"][i] = row
         return pa.Table.from_pydict(out, schema=RESULT_SCHEMA)
+
+    def _predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        from ich_ray.models.features import features_and_logits
+
+        if not self.embeddings:
+            return predict_images(self.model, self.spec, images), None
+        with torch.inference_mode():
+            embedding, logits = features_and_logits(self.arch, self.model, model_input(self.spec, images))
+        return torch.sigmoid(logits.float()).numpy(), embedding.float().numpy()
 
 
 def model_input(spec: ModelSpec, images: np.ndarray):
@@ -111,8 +137,8 @@ def default_actors() -> int:
 
 
 def predict_slices(ordered: pl.DataFrame, spec: ModelSpec, state: dict, batch_size: int,
-                   actors: int | None = None) -> pl.DataFrame:
-    """RESULT_SCHEMA rows (probabilities or error) for every ok row of `ordered`."""
+                   actors: int | None = None, embeddings: bool = False) -> pl.DataFrame:
+    """RESULT_SCHEMA rows (probabilities, blank, embedding when asked, or error) for every ok row of `ordered`."""
     import ray
 
     rows = ordered.filter(pl.col("slice_index").is_not_null()).sort("series_instance_uid", "slice_index")
@@ -129,7 +155,7 @@ def predict_slices(ordered: pl.DataFrame, spec: ModelSpec, state: dict, batch_si
     ds = ray.data.from_arrow([table.slice(start, step) for start in range(0, table.num_rows, step)])
     ds = ds.map_batches(
         SlicePredictor,
-        fn_constructor_kwargs={"spec": spec, "state": ray.put(state), "threads": 1},
+        fn_constructor_kwargs={"spec": spec, "state": ray.put(state), "threads": 1, "embeddings": embeddings},
         compute=ray.data.ActorPoolStrategy(size=actors),
         batch_size=batch_size,
         batch_format="numpy",

@@ -12,16 +12,20 @@ from pathlib import Path
 import polars as pl
 
 from ich_ray.data.io import list_inputs
+from ich_ray.data.labels import read_rsna_labels
 from ich_ray.labels import LABELS
 from ich_ray.models.loading import ModelSpec, build_model, load_model
+from ich_ray.predict.evaluate import evaluate, write_metrics
 from ich_ray.predict.heatmap import study_panels, write_study_heatmap
 from ich_ray.predict.inference import predict_slices, read_headers
 from ich_ray.predict.report import write_summary
 from ich_ray.predict.schema import FAILURE_SCHEMA, PREDICTION_SCHEMA
 from ich_ray.predict.slices import SliceLoader
 from ich_ray.predict.smoothing import smooth_predictions
+from ich_ray.predict.study import check_pair, refine_predictions
 from ich_ray.predict.submission import write_submission
 from ich_ray.predict.worklist import build_worklist
+from ich_ray.study.loading import load_study_model
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ class PredictConfig:
     smooth: bool = False
     actors: int | None = None  # default: one per CPU of the cluster (at most 8)
     heatmap_slices: int = 3  # top slices per flagged study in its heat-map figure
+    study_model: str | None = None  # a model of `ich-ray train-study`: refines the slice model's probabilities
+    labels: str | None = None  # an RSNA-style label file: scores the predictions into metrics.json
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ def _failures(ordered: pl.DataFrame, results: pl.DataFrame) -> pl.DataFrame:
 
 
 def _predictions(ordered: pl.DataFrame, results: pl.DataFrame) -> pl.DataFrame:
-    good = results.filter(pl.col("error_type").is_null()).drop("error_type", "error")
+    good = results.filter(pl.col("error_type").is_null()).drop("error_type", "error", "embedding")
     table = ordered.join(good, on="path", how="inner")
     return table.select(list(PREDICTION_SCHEMA)).cast(PREDICTION_SCHEMA).sort(
         "study_instance_uid", "series_instance_uid", "slice_index")
@@ -83,7 +89,8 @@ def _heatmaps(out: Path, worklist: pl.DataFrame, predictions: pl.DataFrame, orde
     context = ordered.select("path", "prev_path", "next_path")
     links = {}
     for study in studies:
-        top = (predictions.filter(pl.col("study_instance_uid") == study).sort("prob_any", descending=True)
+        top = (predictions.filter((pl.col("study_instance_uid") == study) & ~pl.col("blank"))
+               .sort("prob_any", descending=True)
                .head(k).join(context, on="path", how="left"))
         panels = study_panels(model, spec, loader, top.to_dicts())
         loader.clear()
@@ -98,18 +105,27 @@ def run_predict(cfg: PredictConfig) -> PredictSummary:
 
     start = time.perf_counter()
     spec, state = load_model(cfg.model, cfg.tracking_uri)
+    study = load_study_model(cfg.study_model, cfg.tracking_uri) if cfg.study_model else None
+    if study is not None:
+        check_pair(spec, study[0])
+    label_rows = read_rsna_labels(cfg.labels).frame if cfg.labels else None  # a bad label file fails first
     listing = list_inputs(cfg.input)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     init_ray(cfg.address)
     ordered = read_headers(listing["path"].to_list())
-    results = predict_slices(ordered, spec, state, cfg.batch_size, cfg.actors)
+    results = predict_slices(ordered, spec, state, cfg.batch_size, cfg.actors, embeddings=study is not None)
     predictions, failures = _predictions(ordered, results), _failures(ordered, results)
+    if study is not None:
+        embeddings = results.filter(pl.col("embedding").is_not_null()).select("path", "embedding")
+        predictions = refine_predictions(predictions, embeddings, *study)
     if predictions.height + failures.height != listing.height:
         raise RuntimeError(f"predict: {listing.height} files listed but {predictions.height} predicted + "
                            f"{failures.height} failed")
-    if cfg.smooth:
-        predictions = smooth_predictions(predictions)
+    if cfg.smooth:  # along the slices with brain only: blank ones keep their documented value
+        predictions = pl.concat([smooth_predictions(predictions.filter(~pl.col("blank"))),
+                                 predictions.filter(pl.col("blank"))]).sort(
+            "study_instance_uid", "series_instance_uid", "slice_index")
     worklist = build_worklist(predictions, failures, cfg.threshold)
     predictions.write_parquet(out / "predictions.parquet")
     predictions.write_csv(out / "predictions.csv")
@@ -117,10 +133,15 @@ def run_predict(cfg: PredictConfig) -> PredictSummary:
     worklist.write_csv(out / "worklist.csv")
     write_submission(predictions, out / "submission.csv", labels=[n for n in LABELS if n in spec.labels])
     heatmaps = _heatmaps(out, worklist, predictions, ordered, spec, state, cfg.heatmap_slices)
+    metrics = None
+    if label_rows is not None:
+        metrics = evaluate(predictions, label_rows, spec.labels)
+        write_metrics(out / "metrics.json", metrics)
     seconds = time.perf_counter() - start
     write_summary(out / "summary.md", model=cfg.model, labels=spec.labels, threshold=cfg.threshold,
                   smooth=cfg.smooth, files_in=listing.height, predictions=predictions, worklist=worklist,
-                  failures=failures, heatmaps=heatmaps, seconds=seconds)
+                  failures=failures, heatmaps=heatmaps, seconds=seconds, study_model=cfg.study_model,
+                  metrics=metrics)
     summary = PredictSummary(listing.height, predictions.height, failures.height, worklist.height,
                              int(worklist["flagged"].sum()), seconds)
     log.info("%s", summary.line())

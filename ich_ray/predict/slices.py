@@ -19,7 +19,7 @@ import polars as pl
 from ich_ray.data.tables import with_slice_index
 from ich_ray.dicom.errors import MissingElementError, failure_fields
 from ich_ray.dicom.header import HEADER_FIELDS, header_record
-from ich_ray.dicom.read import read_dicom, read_hu
+from ich_ray.dicom.read import read_dicom, read_hu_window
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice, encode_slice, prepare_slice
 
 log = logging.getLogger(__name__)
@@ -66,21 +66,28 @@ class SliceLoader:
 
     def __init__(self, recipe: CleanRecipe):
         self.recipe = recipe
-        self._cache: dict[str, np.ndarray | Exception] = {}
+        self._cache: dict[str, tuple[np.ndarray, float] | Exception] = {}
 
     def clear(self) -> None:
         self._cache.clear()
 
-    def hu(self, path: str) -> np.ndarray:
+    def _read(self, path: str) -> tuple[np.ndarray, float]:
         if path not in self._cache:
             try:
-                self._cache[path] = read_hu(path, path)
+                self._cache[path] = read_hu_window(path, path)
             except Exception as exc:  # cached so a bad neighbour is read once; re-raised to the caller
                 self._cache[path] = exc
         value = self._cache[path]
         if isinstance(value, Exception):
             raise value
         return value
+
+    def hu(self, path: str) -> np.ndarray:
+        return self._read(path)[0]
+
+    def is_blank(self, path: str) -> bool:
+        """The clean recipe's blank-slice rule on this slice's `img_pct_window` (clean would drop it)."""
+        return self.recipe.is_blank(self._read(path)[1])
 
     def neighbour(self, path: str | None) -> np.ndarray | None:
         """A context slice, or None (the slice itself stands in) when absent or unreadable."""

@@ -13,10 +13,10 @@ from ich_ray.predict.submission import make_submission
 from ich_ray.predict.worklist import STATUS_NO_SLICE, build_worklist
 
 
-def _pred(study, series, sop, index, any_, sub=None, patient="p"):
+def _pred(study, series, sop, index, any_, sub=None, patient="p", blank=False):
     probs = {f"prob_{name}": (sub if sub is not None else None) for name in LABELS[:-1]}
     return {"path": f"/{sop}", "patient_id": patient, "study_instance_uid": study, "series_instance_uid": series,
-            "sop_instance_uid": sop, "slice_index": index, **probs, "prob_any": any_}
+            "sop_instance_uid": sop, "slice_index": index, "blank": blank, **probs, "prob_any": any_}
 
 
 def _fail(study, path="/bad"):
@@ -43,6 +43,20 @@ def test_worklist_aggregates_and_sorts_most_urgent_first():
     s4 = wl.row(0, named=True)
     assert (s4["n_slices"], s4["status"], s4["max_any"], s4["patient_id"]) == (0, STATUS_NO_SLICE, None, "p9")
     assert build_worklist(PREDS, failures, threshold=0.6)["flagged"].to_list() == [True, True, True, False]
+
+
+def test_blank_slices_take_no_part_in_the_study_score_or_top_slice():
+    # s5: a bright blank slice above the head (what a slice model says of an image it never saw) and a
+    # normal brain slice; s6: only blank slices
+    preds = pl.concat([PREDS, pl.DataFrame([
+        _pred("s5", "r5", "g", 0, 0.99, 0.9, blank=True), _pred("s5", "r5", "h", 1, 0.10, 0.05),
+        _pred("s6", "r6", "i", 0, 0.001, 0.001, blank=True)], schema=PREDICTION_SCHEMA)])
+    wl = build_worklist(preds, pl.DataFrame(schema=FAILURE_SCHEMA), threshold=0.5)
+    s5 = wl.filter(pl.col("study_instance_uid") == "s5").row(0, named=True)
+    assert (s5["n_slices"], s5["n_blank"], s5["max_any"], s5["top_sop_instance_uid"]) == (2, 1, 0.10, "h")
+    assert not s5["flagged"]
+    s6 = wl.filter(pl.col("study_instance_uid") == "s6").row(0, named=True)
+    assert (s6["status"], s6["flagged"], s6["max_any"]) == (STATUS_NO_SLICE, True, None)
 
 
 def test_worklist_rejects_bad_threshold():

@@ -62,3 +62,28 @@ def test_a_different_split_is_refused(slice_model, capsys):
             "--tracking-uri", uri, "--set", "valid_fraction=0.5", "--run-name", "refused"]
     assert main(argv) == 1
     assert "was validated on" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(900)
+def test_predict_with_the_study_model_and_labels_keeps_blank_slices_out_of_the_triage(slice_model, tmp_path):
+    import json
+
+    root, uri = slice_model
+    synth = root.parent / "synth"
+    out = tmp_path / "predict"
+    assert main(["predict", "--model", "models:/ich-slice-test/latest", "--study-model",
+                 "models:/ich-study-test/latest", "--input", str(synth / "dicom"), "--out", str(out),
+                 "--tracking-uri", uri, "--labels", str(synth / "labels.csv"), "--threshold", "0.0"]) == 0
+    predictions = pl.read_parquet(out / "predictions.parquet")
+    blank = predictions.filter(pl.col("blank"))
+    assert blank.height > 0 and (blank["prob_any"] == 0.001).all()  # the generator writes slices above the head
+    worklist = pl.read_csv(out / "worklist.csv")
+    tops = set(worklist["top_sop_instance_uid"].drop_nulls().to_list())
+    assert tops and not tops & set(blank["sop_instance_uid"].to_list())
+    # every flagged study (threshold 0: all) has one heat map, drawn from its non-blank slices only
+    assert len(list((out / "heatmaps").glob("*.png"))) == worklist.filter(pl.col("n_slices") > pl.col("n_blank")).height
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_labelled"] == predictions.height
+    assert {"auc_any", "logloss_weighted"} <= set(metrics["slice"]) and "auc_any" in metrics["study"]
+    summary = (out / "summary.md").read_text()
+    assert "study model: `models:/ich-study-test/latest`" in summary and "Against the labels" in summary
