@@ -22,7 +22,7 @@ def train_ingest_copy(data_config: Any, dataset: Any, name: str) -> Any:
     prepare each dataset exactly as `DataConfig.configure` does before `streaming_split`. That method uses
     `Dataset.copy(ds)` (an undocumented static method) and `DataConfig._resolve_execution_options(name)` (the
     user's per-dataset options, else `default_ingest_options()`, deep-copied); there is no public equivalent.
-    Tested: Ray 2.60.0 (the method is in `ray.train._internal.data_config`).
+    In Ray since 2.57.0 (hence the lower bound in pyproject.toml); tested: Ray 2.60.0.
     """
     copied = dataset.copy(dataset)
     copied.context.execution_options = data_config._resolve_execution_options(name)
