@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint browser dicom3tools system-deps clean-demo
+.PHONY: setup demo test lint browser dicom3tools postgres system-deps clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,14 @@ dicom3tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools >/dev/null; \
 	  else echo "note: dciodvfy not found; the DICOM conformance test needs Debian's dicom3tools package"; fi; }
 
-system-deps: browser dicom3tools
+# The MLflow e2e test also runs the tracking server on PostgreSQL, started by the test (Debian's postgresql).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "note: PostgreSQL not found; the MLflow-on-PostgreSQL test needs Debian's postgresql package"; fi; }
+
+system-deps: browser dicom3tools postgres
 
 test: setup system-deps
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -13,6 +13,10 @@ Prints, as its last line::
   proportional set sizes, so shared memory counts once) for metadata + clean over 10x the files, over 1x
   (goal <= 1.3).
 
+Before it, a `decoders ...:` log line gives slices/s of each pixel decoder on one 512 px slice re-encoded in
+memory (RLE: pydicom's numpy decoder and pylibjpeg-rle; JPEG 2000: pylibjpeg-openjpeg and GDCM), best of 3
+interleaved rounds of ~0.3 s each.
+
 The timings come from one subprocess with its own local Ray (2 CPUs): after a warm-up on the small set (so
 Ray's worker start-up, paid once per cluster, is not charged to a stage) it runs bare loop, metadata, naive
 clean, clean on 2 CPUs and clean limited to 1 CPU, `--repeat` times interleaved, and keeps the best of each
@@ -184,6 +188,53 @@ def naive_clean(root: Path) -> None:
         encode_slice(prepare_slice(hu, recipe), recipe)
 
 
+DECODERS = {  # label -> (transfer syntax, pydicom decoding plugin)
+    "rle_slices_per_s_numpy": ("RLELossless", "pydicom"),
+    "rle_slices_per_s_rle": ("RLELossless", "pylibjpeg"),  # pylibjpeg-rle
+    "j2k_slices_per_s": ("JPEG2000Lossless", "pylibjpeg"),  # pylibjpeg-openjpeg
+    "j2k_slices_per_s_gdcm": ("JPEG2000Lossless", "gdcm"),
+}
+
+
+def first_native_slice(paths: list[str]) -> str:
+    """The first well-formed uncompressed 512 x 512 slice (the synthetic sets mix syntaxes and bad files)."""
+    import pydicom
+
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path)
+            if not ds.file_meta.TransferSyntaxUID.is_compressed and ds.Rows == 512 and ds.pixel_array.ndim == 2:
+                return path
+        except Exception:  # a malformed file: try the next
+            continue
+    raise ValueError(f"no readable uncompressed 512 px slice among {len(paths)} files")
+
+
+def decoder_rates(path: str, seconds: float = 0.3, repeat: int = 3) -> dict[str, float]:
+    """Slices/s of each pixel decoder on one 512 px slice re-encoded in memory: `repeat` rounds, each decoder
+    timed for ~`seconds` per round, interleaved, best round kept (a few seconds in all)."""
+    import pydicom
+    import pydicom.uid
+    from pydicom.pixels import get_decoder, pixel_array
+
+    encoded = {}
+    for syntax in {syntax for syntax, _ in DECODERS.values()}:
+        ds = pydicom.dcmread(path)
+        ds.compress(getattr(pydicom.uid, syntax))
+        encoded[syntax] = ds
+    usable = {label: (syntax, plugin) for label, (syntax, plugin) in DECODERS.items()
+              if plugin in get_decoder(getattr(pydicom.uid, syntax)).available_plugins}
+    best = dict.fromkeys(usable, 0.0)
+    for _ in range(repeat):
+        for label, (syntax, plugin) in usable.items():
+            count, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < seconds:
+                pixel_array(encoded[syntax], decoding_plugin=plugin)
+                count += 1
+            best[label] = max(best[label], count / elapsed)
+    return best
+
+
 def generate(work: Path, patients: int, scale: int) -> tuple[Path, Path]:
     from ich_ray.synthetic.generate import generate_dataset
 
@@ -240,6 +291,8 @@ def main() -> None:
     print(f"metadata stage, 2 CPUs: {meta_rate:.1f} files/s = {meta_rate / 2:.1f} per CPU")
     print(f"clean: naive {naive:.1f} files/s (1 process), ours {clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs)")
     print(f"peak tree PSS: {rss_small / 2**20:.0f} MiB (1x), {rss_large / 2**20:.0f} MiB ({ns.scale}x)")
+    rates = decoder_rates(first_native_slice(paths))
+    print("decoders (512 px slice, 1 process): " + " ".join(f"{k}={v:.0f}" for k, v in rates.items()))
     print(
         f"metadata_per_core_vs_bare={meta_rate / 2 / bare:.2f} clean_vs_naive={clean2 / naive:.2f} "
         f"clean_2w_vs_1w={clean2 / clean1:.2f} rss_10x_ratio={rss_large / rss_small:.2f}"

@@ -6,6 +6,8 @@ import logging
 import os
 from contextlib import contextmanager
 
+from ich_ray.compat import op_reservation_enabled, set_op_reservation_enabled
+
 log = logging.getLogger(__name__)
 
 # glibc returns every freed block above 128 KiB to the kernel, so each image-sized numpy temporary
@@ -55,10 +57,10 @@ def fused_stage_context():
     import ray
 
     ctx = ray.data.DataContext.get_current()
-    before = ctx.op_resource_reservation_enabled
+    before = op_reservation_enabled(ctx)
     if ctx.execution_options.resource_limits.cpu == float("inf"):
-        ctx.op_resource_reservation_enabled = False
+        set_op_reservation_enabled(ctx, False)
     try:
         yield
     finally:
-        ctx.op_resource_reservation_enabled = before
+        set_op_reservation_enabled(ctx, before)

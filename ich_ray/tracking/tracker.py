@@ -139,9 +139,10 @@ def scoped_tracking_uri(uri: str):
     environment's value process-wide. So the module's own value and the variable are saved and restored.
     """
     import mlflow
-    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_uri = tracking_utils._tracking_uri
+    from ich_ray.compat import explicit_tracking_uri
+
+    saved_uri = explicit_tracking_uri()
     saved_env = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:

@@ -49,14 +49,15 @@ def sharded_eval_data_config(eval_names: tuple[str, ...] = ("valid",)):
     every validation row is scored exactly once (the default equal split may drop rows)."""
     from ray.train import DataConfig
 
+    from ich_ray.compat import train_ingest_copy
+
     class ShardedEvalDataConfig(DataConfig):
         def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
             rest = {n: ds for n, ds in datasets.items() if n not in eval_names}
             output = (super().configure(rest, world_size, worker_handles, worker_node_ids, **kwargs)
                       if rest else [{} for _ in range(world_size)])
             for name in datasets.keys() & set(eval_names):
-                ds = datasets[name].copy(datasets[name])
-                ds.context.execution_options = self._resolve_execution_options(name)
+                ds = train_ingest_copy(self, datasets[name], name)
                 for i, split in enumerate(ds.streaming_split(world_size, equal=False)):
                     output[i][name] = split
             return output

@@ -1,8 +1,10 @@
 """Issue 5 end to end: a real `mlflow server`, runs tracked against it, `ich-ray compare`, the UI in Chromium.
 
-Two tests share one server (module fixture):
+Two tests share one server on SQLite (module fixture):
 - the tracker alone (runs, metrics, proxied artifacts, a registered model) against the server;
 - the whole CLI pipeline: synth -> metadata -> clean -> train x 2 architectures + baseline -> compare.
+A third runs the team set-up of mlflow/README.md: the server on a real PostgreSQL (started by the fixture),
+two one-epoch trainings registering a model, the champion alias, `compare`.
 Screenshots of the UI go to test-artifacts/ (git-ignored) and the test's tmp folder.
 """
 
@@ -96,8 +98,8 @@ def _prepare_data(tmp_path) -> str:
     return str(root)
 
 
-def _train(root: str, uri: str, arch: str) -> int:
-    return main(["train", "--data", root, "--arch", arch, "--task", "binary", "--epochs", str(EPOCHS),
+def _train(root: str, uri: str, arch: str, epochs: int = EPOCHS) -> int:
+    return main(["train", "--data", root, "--arch", arch, "--task", "binary", "--epochs", str(epochs),
                  "--size", "64", "--workers", "1", "--tracking-uri", uri, "--register-as", MODEL_NAME,
                  "--set", "batch_size=8", *SPLIT])
 
@@ -150,6 +152,49 @@ def test_cli_pipeline_trains_two_archs_and_baseline_then_compares(
 
     run_names = [by_arch[arch].info.run_name for arch in TRAIN_ARCHS]
     _check_ui(render_page, mlflow_server, "ich-ray/binary-any", run_names, "mlflow-ui-training-runs.png")
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1800)
+def test_postgres_server_takes_two_trainings_a_registered_model_and_compare(
+        postgres_mlflow_server, postgres, synth_dir, ray_session, tmp_path, monkeypatch):
+    import psycopg2
+
+    uri = postgres_mlflow_server.uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    root = str(tmp_path / "root")
+    assert main(["metadata", "--input", str(synth_dir / "dicom"), "--out", root,
+                 "--labels", str(synth_dir / "labels.csv")]) == 0
+    assert main(["clean", "--data", root, "--size", "64"]) == 0
+    for arch in TRAIN_ARCHS:
+        assert _train(root, uri, arch, epochs=1) == 0
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("ich-ray/binary-any")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.params["arch"] for run in runs) == sorted(TRAIN_ARCHS)
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert sorted(v.run_id for v in versions) == sorted(run.info.run_id for run in runs)
+    champion = promote_best(uri, ["ich-ray/binary-any"], "auc_any", MODEL_NAME)
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == champion.version
+
+    out = tmp_path / "compare"
+    assert main(["compare", "--tracking-uri", uri, "--out", str(out)]) == 0
+    table = pl.read_csv(out / "results.csv")
+    assert sorted(table["architecture"].drop_nulls().to_list()) == sorted(TRAIN_ARCHS)
+
+    # the rows are in PostgreSQL, not in a SQLite file the server fell back to
+    assert not list(postgres_mlflow_server.home.glob("*.db"))
+    with psycopg2.connect(postgres.dsn("mlflow")) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM runs WHERE status = 'FINISHED'")
+        assert cursor.fetchone()[0] == len(TRAIN_ARCHS)
+        cursor.execute("SELECT count(*) FROM model_versions WHERE name = %s", (MODEL_NAME,))
+        assert cursor.fetchone()[0] == len(TRAIN_ARCHS)
+        cursor.execute("SELECT version FROM registered_model_aliases WHERE name = %s AND alias = 'champion'",
+                       (MODEL_NAME,))
+        assert str(cursor.fetchone()[0]) == str(champion.version)
+    connection.close()
 
 
 def _artifact_paths(client, run_id: str, path: str | None = None) -> list[str]:
