@@ -7,39 +7,57 @@ export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 TRACKING="sqlite:///$(mkdir -p "$ROOT" && cd "$ROOT" && pwd)/mlflow.db"
 step() { printf '\n==> %s\n' "$*"; }
 
-step "1/8 synthetic head-CT studies (training set + two held-back studies for prediction)"
-ich-ray synth --out "$ROOT/synth" --patients 16 --size 128 --seed 7 --preview
-ich-ray synth --out "$ROOT/new-studies" --patients 2 --size 128 --seed 99 --no-malformed
+step "1/9 synthetic head-CT studies (a training set + held-back studies with their labels, for prediction)"
+ich-ray synth --out "$ROOT/synth" --patients 24 --size 128 --seed 7 --preview
+ich-ray synth --out "$ROOT/new-studies" --patients 6 --size 128 --seed 99 --no-malformed
 
-step "2/8 metadata: DICOM headers + pixel stats -> $ROOT/metadata/ (Ray Data)"
+step "2/9 metadata: DICOM headers + pixel stats -> $ROOT/metadata/ (Ray Data)"
 ich-ray metadata --input "$ROOT/synth/dicom" --out "$ROOT" --labels "$ROOT/synth/labels.csv"
 
-step "3/8 clean: windows, blank-slice filter, head crop, resize -> $ROOT/images/"
+step "3/9 clean: windows, blank-slice filter, head crop, resize -> $ROOT/images/"
 ich-ray clean --data "$ROOT" --size 128
 
-step "4/8 explore: plots + report -> $ROOT/reports/index.html"
+step "4/9 explore: plots + report -> $ROOT/reports/index.html"
 ich-ray explore --data "$ROOT" --tracking-uri "$TRACKING"
 
-step "5/8 baseline: metadata-only random forest"
+step "5/9 baseline: metadata-only random forest"
 ich-ray baseline --data "$ROOT" --tracking-uri "$TRACKING"
 
-step "6/8 train two architectures on the six labels with Ray Train (CPU, 2 workers, progressive 64 -> 128 px)"
+step "6/9 train two architectures on the six labels with Ray Train (CPU, 2 workers)"
 # No ImageNet weights can be downloaded here, so the models start from random init (and, without pretrained
-# weights, train with no frozen-body epoch).
-for arch in resnet18 alexnet; do
-  ich-ray train --data "$ROOT" --arch "$arch" --task multilabel --epochs 5 --set 'sizes=[64,128]' --workers 2 \
-    --set lr=0.003 \
-    --tracking-uri "$TRACKING" --run-name "demo-$arch-multilabel" --register-as ich-ray-demo
-done
+# weights, train with no frozen-body epoch). ResNet18 (version 1 of ich-ray-demo) is the triage model.
+ich-ray train --data "$ROOT" --arch resnet18 --task multilabel --epochs 6 --set 'sizes=[64,128]' --workers 2 \
+  --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-resnet18-multilabel --register-as ich-ray-demo
+ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 4 --set 'sizes=[64]' --workers 2 \
+  --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-alexnet-multilabel --register-as ich-ray-demo
 
-step "7/8 compare the tracked runs (the paper's results table)"
-ich-ray compare --tracking-uri "$TRACKING" --out "$ROOT/comparison" --promote ich-ray-demo
+step "7/9 study model: a BiGRU over each series' ResNet18 slice embeddings (same held-out patients)"
+ich-ray train-study --data "$ROOT" --slice-model models:/ich-ray-demo/1 --arch bigru --epochs 15 \
+  --tracking-uri "$TRACKING" --run-name demo-study-bigru --register-as ich-ray-demo-study
 
-step "8/8 predict on the held-back studies: triage worklist + heat maps"
-# The demo's small from-scratch models give low probabilities; a low threshold still shows flagging and the
-# Grad-CAM heat maps. Real models use the operating point chosen on validation data (default 0.5).
-ich-ray predict --model models:/ich-ray-demo@champion --tracking-uri "$TRACKING" \
-  --input "$ROOT/new-studies/dicom" --out "$ROOT/predictions" --threshold 0.1
+step "8/9 compare the tracked runs (final epoch, 95% patient-bootstrap intervals)"
+ich-ray compare --tracking-uri "$TRACKING" --out "$ROOT/comparison" --promote ich-ray-demo \
+  --experiment ich-ray/multilabel --experiment ich-ray/baseline --experiment ich-ray/study
+
+step "9/9 predict on the held-back studies: triage worklist, heat maps, and the score against their labels"
+ich-ray predict --model models:/ich-ray-demo/1 --study-model models:/ich-ray-demo-study/latest \
+  --tracking-uri "$TRACKING" --input "$ROOT/new-studies/dicom" --out "$ROOT/predictions" \
+  --labels "$ROOT/new-studies/labels.csv"
+python - "$ROOT/predictions" "$ROOT/new-studies/labels.csv" <<'PY'
+import json, sys
+import polars as pl
+from ich_ray.data.labels import read_rsna_labels
+out, labels = sys.argv[1], sys.argv[2]
+metrics = json.load(open(f"{out}/metrics.json"))
+print(f"held-back: {metrics['n_studies']} studies, {metrics['n_labelled']} slices; "
+      f"slice auc_any {metrics['slice']['auc_any']:.3f}, study auc_any {metrics['study']['auc_any']:.3f}")
+truth = (pl.read_parquet(f"{out}/predictions.parquet").join(read_rsna_labels(labels).frame, on="sop_instance_uid")
+         .group_by("study_instance_uid").agg(pl.col("label_any").max().alias("has_bleed")))
+worklist = pl.read_csv(f"{out}/worklist.csv").join(truth, on="study_instance_uid", how="left", maintain_order="left")
+with pl.Config(tbl_rows=10, tbl_cols=8, tbl_width_chars=140, fmt_str_lengths=24):
+    print("worklist, most urgent first (has_bleed from the labels):")
+    print(worklist.select("study_instance_uid", "flagged", "max_any", "top_slice_index", "has_bleed"))
+PY
 
 cat <<TXT
 
