@@ -138,7 +138,7 @@ class PanicException(BaseException):
 @pytest.mark.parametrize(("raised", "expected"), [(PanicException("index out of bounds"), TruncatedFileError),
                                                    (KeyboardInterrupt(), KeyboardInterrupt)])
 def test_a_decoder_panic_is_this_files_failure_but_an_interrupt_is_not(write_ct, ramp, monkeypatch, raised, expected):
-    def decode(ds):
+    def decode(ds, **kwargs):
         raise raised
 
     monkeypatch.setattr(pixels, "pixel_array", decode)
