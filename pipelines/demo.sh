@@ -28,11 +28,11 @@ step "6/9 train two architectures on the six labels with Ray Train (CPU, 2 worke
 # weights, train with no frozen-body epoch). ResNet18 (version 1 of ich-ray-demo) is the triage model.
 ich-ray train --data "$ROOT" --arch resnet18 --task multilabel --epochs 6 --set 'sizes=[64,128]' --workers 2 \
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-resnet18-multilabel --register-as ich-ray-demo
-ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 4 --set 'sizes=[64]' --workers 2 \
+ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 3 --set 'sizes=[64]' --workers 2 \
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-alexnet-multilabel --register-as ich-ray-demo
 
 step "7/9 study model: a BiGRU over each series' ResNet18 slice embeddings (same held-out patients)"
-ich-ray train-study --data "$ROOT" --slice-model models:/ich-ray-demo/1 --arch bigru --epochs 15 \
+ich-ray train-study --data "$ROOT" --slice-model models:/ich-ray-demo/1 --arch bigru --epochs 10 \
   --tracking-uri "$TRACKING" --run-name demo-study-bigru --register-as ich-ray-demo-study
 
 step "8/9 compare the tracked runs (final epoch, 95% patient-bootstrap intervals)"

@@ -83,3 +83,14 @@ def pad_series(batch: dict[str, np.ndarray], embedding_dim: int, num_labels: int
             ids[key][b, :n] = batch[key][b]
     out = {"embedding": embedding, "labels": targets, "mask": mask, **ids}
     return {key: torch.from_numpy(value) for key, value in out.items()}
+
+
+def series_collate(embedding_dim: int, num_labels: int):
+    """`pad_series` as the callable class Ray's `iter_torch_batches(collate_fn=...)` takes."""
+    from ray.data.collate_fn import NumpyBatchCollateFn
+
+    class PadSeries(NumpyBatchCollateFn):
+        def __call__(self, batch):
+            return pad_series(batch, embedding_dim, num_labels)
+
+    return PadSeries()

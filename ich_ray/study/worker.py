@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 
 import torch
 
 from ich_ray.models.sequence import create_sequence_model
 from ich_ray.study.config import StudyConfig
-from ich_ray.study.series import pad_series
+from ich_ray.study.series import series_collate
 from ich_ray.train.amp import AmpStepper
 from ich_ray.train.loop import predict, train_epoch
 from ich_ray.train.losses import make_criterion
@@ -49,7 +48,7 @@ def study_worker(config: dict) -> None:
     start, history = restore_states(ray.train.get_checkpoint(), device, {"model": model, "optimizer": optimizer,
                                                                          "scheduler": scheduler, "stepper": stepper})
     wrapped = ray.train.torch.prepare_model(model, move_to_device=False)
-    collate = partial(pad_series, embedding_dim=plan["embedding_dim"], num_labels=len(labels))
+    collate = series_collate(plan["embedding_dim"], len(labels))
     shards = {name: ray.train.get_dataset_shard(name) for name in ("train", "valid")}
     task = SequenceTask()
     tracker = make_tracker(cfg.tracking_uri, cfg.experiment, cfg.run_name, rank, enabled=cfg.track)
