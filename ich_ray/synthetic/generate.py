@@ -73,7 +73,7 @@ def generate_dataset(
     start = time.perf_counter()
     written: list[_Written] = []
     variants: Counter[str] = Counter()
-    shown = None
+    shown = negative = None
     for plan in plans:
         hu, labels = render_study(np.random.default_rng([seed, plan.index]), plan.header.rows, slices_per_study,
                                   subtypes=plan.subtypes, difficulty=plan.difficulty)
@@ -81,6 +81,8 @@ def generate_dataset(
         variants.update(_variant_names(plan, len(hu)))
         if shown is None or labels[:, :-1].max(0).sum() > shown[2][:, :-1].max(0).sum():
             shown = (plan, hu, labels)
+        if negative is None and difficulty == "hard" and not labels.any():
+            negative = hu  # the hard preview also shows a study without bleeds: its mimics
     bad = _write_malformed(written, seed) if malformed else {}
     labels_csv = _write_labels(out_dir / "labels.csv", written, seed)
     phi_values = sorted({v for plan in plans for v in plan.header.phi.values()}
@@ -91,7 +93,7 @@ def generate_dataset(
     if preview:
         from ich_ray.synthetic.preview import write_preview
 
-        preview_png = write_preview(out_dir / "preview.png", shown[1], shown[2], shown[0].header)
+        preview_png = write_preview(out_dir / "preview.png", shown[1], shown[2], shown[0].header, negative)
     all_labels = np.stack([w.labels for w in written])
     summary = SynthSummary(
         n_slices=len(written), n_files=len(written) + len(bad) - int("truncated" in bad),

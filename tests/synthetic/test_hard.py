@@ -119,13 +119,14 @@ def test_bleed_sizes_are_long_tailed():
 
 def test_hard_set_is_seeded_and_the_cli_flag_writes_it(tmp_path):
     argv = ["synth", "--patients", "2", "--size", "48", "--slices", "8", "--seed", "4", "--no-malformed"]
-    assert main([*argv, "--out", str(tmp_path / "a"), "--difficulty", "hard"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "a"), "--difficulty", "hard", "--preview"]) == 0
+    assert (tmp_path / "a" / "preview.png").stat().st_size > 1000  # with a row for a study without bleeds
     again = generate_dataset(tmp_path / "b", patients=2, size=48, seed=4, slices_per_study=8, malformed=False,
                              difficulty="hard")
     standard = generate_dataset(tmp_path / "c", patients=2, size=48, seed=4, slices_per_study=8, malformed=False)
 
     def digest(folder):
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".png")
         return hashlib.sha256(b"".join(p.relative_to(folder).as_posix().encode() + p.read_bytes()
                                        for p in files)).hexdigest()
 
