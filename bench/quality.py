@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--save-table", default=None, metavar="CSV", help="also write the held-out predictions")
+    parser.add_argument("--save-checkpoint", default=None, metavar="DIR", help="also copy the trained checkpoint")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from ich_ray.labels import LABELS
@@ -182,6 +184,8 @@ def main() -> None:
         table = heldout_predictions(held_root, held_dicom, result.checkpoint_path)
         if args.save_table:
             table.drop("path").write_csv(args.save_table)
+        if args.save_checkpoint:
+            shutil.copytree(result.checkpoint_path, args.save_checkpoint, dirs_exist_ok=True)
         metrics = {**slice_metrics(table, LABELS), **study_metrics(table),
                    "real_normal_mean_any": real_normal_mean(result.checkpoint_path)}
     log.info("held-out: %d slices (%d positive) in %d studies", table.height, int(table["label_any"].sum()),

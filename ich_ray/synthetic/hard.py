@@ -5,9 +5,11 @@
   anterior ones), atrophy (wider sulci, CSF rim and ventricles), grey/white contrast.
 - Anatomy real brain has and the standard phantom lacks: the interhemispheric fissure with the falx, the
   posterior fossa (cerebellum with folia, brainstem, tentorium), orbits with globes and lenses.
+- Hypodense findings of older heads (leukoaraiosis, an old infarct), so "unusual" does not mean "bleed".
 - Hyperdense mimics, in negative and positive studies alike: calcified choroid plexus, pineal, falx plaques
   and basal ganglia; dense dural venous sinuses (superior sagittal, straight, transverse); beam hardening
   (cupping near the inner table, streaks and the dark bar between the petrous bones).
+- Levels below the skull base hold the face and upper neck (`face`), as real scans do, not air.
 - Thick slices: each slice is the mean of three sub-levels across its slab, so the vertex and the skull
   base get bright partial volume of bone and thin or small bleeds fall towards grey-matter HU.
 - Spatially correlated noise of 3-10 HU that varies by study (scanner and kernel).
@@ -25,11 +27,13 @@ from scipy import ndimage
 
 from ich_ray.labels import SUBTYPES
 from ich_ray.synthetic import bleeds
+from ich_ray.synthetic.face import FACE_END, FACE_START, render_face
 from ich_ray.synthetic.phantom import (
     AIR,
     CSF,
     DEEP_GREY,
     FAT,
+    FOV_MM,
     GREY,
     WHITE,
     Anatomy,
@@ -39,6 +43,7 @@ from ich_ray.synthetic.phantom import (
 )
 
 MIN_BLOOD_MM2 = 30.0
+REFERENCE_MATRIX = 512  # noise SDs are given for this matrix on the 250 mm field of view
 SUB_LEVELS = (-1 / 3, 0.0, 1 / 3)  # sub-level offsets across one slice's slab, in slice spacings
 
 
@@ -60,6 +65,9 @@ class HardParams:
     grain_mm: float  # correlation length of the noise (reconstruction kernel)
     calcifications: tuple[tuple[str, float, float, float, float, float], ...]  # kind, x, y, t, radius, HU
     phases: tuple[float, ...]
+    leukoaraiosis_hu: float  # periventricular white-matter hypodensity (small-vessel disease); 0 = none
+    infarct: tuple[float, float, float, float, float]  # old infarct: theta, half angle, depth mm, t, t half; () none
+    table_rough_mm: float  # ridges of the inner table (digital markings), so the brain surface is not a smooth curve
 
 
 def sample(rng: np.random.Generator) -> tuple[Anatomy, HardParams]:
@@ -81,6 +89,10 @@ def sample(rng: np.random.Generator) -> tuple[Anatomy, HardParams]:
         sinus_hu=rng.uniform(45, 78), cupping_hu=rng.uniform(2, 12), streak_hu=rng.uniform(8, 30),
         noise_hu=rng.uniform(3, 10), grain_mm=rng.uniform(0.5, 1.3),
         calcifications=_calcifications(rng, anatomy), phases=tuple(rng.uniform(0, 2 * np.pi, 6)),
+        leukoaraiosis_hu=float(rng.uniform(3, 9)) if rng.random() < 0.2 + 0.6 * atrophy else 0.0,
+        infarct=(float(rng.uniform(-np.pi, np.pi)), float(rng.uniform(0.15, 0.4)), float(rng.uniform(12, 35)),
+                 float(rng.uniform(0.3, 0.65)), float(rng.uniform(0.05, 0.12))) if rng.random() < 0.2 else (),
+        table_rough_mm=float(rng.uniform(0.5, 1.8)),
     )
     return anatomy, params
 
@@ -121,6 +133,11 @@ class HardStudy:
                   for s in (-1, 1))
         behind = np.clip((g.y - apex_y) / (0.3 * a.half_ap), 0, 1)
         self.streaks = (params.streak_hu * (0.6 * fan * behind - bar)).astype(np.float32)
+        # inner-table ridges: two patterns mixed by level (as the sulcal wobble), added to the inner radius
+        self.inner_r, self.skull_mm = g.inner_r, g.skull_mm
+        waves = [(k, ph[3] + k * ph[4]) for k in (19, 31, 47)]
+        self.ridges = [params.table_rough_mm / 3 * sum(f(k * g.theta + phase) for k, phase in waves)
+                       for f in (np.sin, np.cos)]
 
     def level_t(self, t: float, y_fraction: float) -> float:
         """The level a structure at AP position `y_fraction` (-1 front .. 1 back) sits at, given the pitch."""
@@ -128,6 +145,11 @@ class HardStudy:
 
     def render(self, t: float) -> Slice:
         """One sub-level: the standard anatomy, re-valued tissues, then the hard anatomy and mimics."""
+        if t > FACE_START:
+            return render_face(self.grid, t)
+        ridges = np.cos(9 * t) * self.ridges[0] + np.sin(9 * t) * self.ridges[1]
+        self.grid.inner_r = self.inner_r + ridges  # this study's grid: the rendering below reads it
+        self.grid.skull_mm = np.maximum(self.skull_mm - ridges, 2.0)
         level = render_slice(self.grid, t)
         hu, p = level.hu, self.p
         tissues = [(hu == old, new) for old, new in ((GREY, p.grey), (WHITE, p.white), (DEEP_GREY, p.deep_grey),
@@ -138,6 +160,7 @@ class HardStudy:
         self._posterior_fossa(level, brain)
         self._fissure_and_sinuses(level)
         self._calcified(level)
+        self._chronic(level, brain)
         orbits = self._orbits(level)
         level.intracranial &= (hu > -20) & (hu < 200) & ~orbits
         return level
@@ -174,6 +197,21 @@ class HardStudy:
             hu[transverse] = p.sinus_hu
         if 0.45 < self.level_t(level.t, 0.5) < 0.72:  # straight sinus
             hu[inside & (self.midline < 2.2) & (g.y > 0.45 * a.half_ap) & (depth > 6)] = p.sinus_hu
+
+    def _chronic(self, level: Slice, brain: np.ndarray) -> None:
+        """Hypodense findings of older heads, never bright: leukoaraiosis and an old infarct (near CSF HU)."""
+        a, g, p, hu = self.grid.anatomy, self.grid, self.p, level.hu
+        if p.leukoaraiosis_hu and 0.25 < level.t < 0.58:
+            around = np.zeros(g.shape, dtype=bool)
+            for side in (-1, 1):
+                around |= g.ellipse(side * 0.14 * a.half_lr, -0.05 * a.half_ap, 0.2 * a.half_lr * a.ventricle_scale,
+                                    0.5 * a.half_ap)
+            hu[around & brain & (hu == np.float32(p.white))] -= p.leukoaraiosis_hu
+        if p.infarct and abs(level.t - p.infarct[3]) < p.infarct[4]:
+            theta, half, depth = p.infarct[:3]
+            k = np.sqrt(1 - ((level.t - p.infarct[3]) / p.infarct[4]) ** 2)
+            wedge = brain & (np.abs(bleeds.angle_diff(g.theta, theta)) < half * k) & (level.depth < depth * k)
+            hu[wedge & (hu < 60)] = p.csf + 8
 
     def _calcified(self, level: Slice) -> None:
         for _kind, x, y, t, radius, value in self.p.calcifications:
@@ -231,13 +269,20 @@ def render_slab(study: HardStudy, placed: list, t: float, dt: float, rng: np.ran
     return hu, labels
 
 
+def pixel_sigma(params: HardParams, spacing: float) -> float:
+    """The noise SD at this pixel size: `noise_hu` is the study's SD at the 512-matrix pixel (as on RSNA
+    scans); larger pixels average it down, little where the noise grain is coarser than the pixel."""
+    grain2, ref = params.grain_mm**2, FOV_MM / REFERENCE_MATRIX
+    return float(params.noise_hu * np.sqrt((grain2 + ref**2) / (grain2 + max(spacing, ref) ** 2)))
+
+
 def finish(hu: np.ndarray, params: HardParams, spacing: float, rng: np.random.Generator) -> np.ndarray:
     """In-plane blur, correlated noise of the study's sigma and grain, integer HU (>= -1024)."""
     blurred = ndimage.gaussian_filter(hu, sigma=(0, 0.45 / spacing + 0.3, 0.45 / spacing + 0.3), truncate=2.5)
     grain = params.grain_mm / spacing
     white = rng.standard_normal(hu.shape, dtype=np.float32)
     noise = ndimage.gaussian_filter(white, sigma=(0, grain, grain), truncate=3.0)
-    noise *= np.float32(params.noise_hu / max(float(noise.std()), 1e-6))
+    noise *= np.float32(pixel_sigma(params, spacing) / max(float(noise.std()), 1e-6))
     return np.clip(np.rint(blurred + noise), -1024, 3000).astype(np.int16)
 
 
@@ -252,6 +297,9 @@ def render_study(rng: np.random.Generator, size: int, width: int, levels: list[f
     placed = bleeds.place(bleeds.sample_bleeds_hard(rng, anatomy, tuple(subtypes)), grid)
     head = [t for t in levels if t is not None]
     dt = (head[-1] - head[0]) / max(1, len(head) - 1)
+    last = levels.index(head[-1])
+    levels = levels[: last + 1] + [t if t < FACE_END else None  # below the skull base: face and neck
+                                   for t in (head[-1] + dt * (k + 1) for k in range(len(levels) - last - 1))]
     hu = np.empty((len(levels), size, width), dtype=np.float32)
     labels = np.zeros((len(levels), len(SUBTYPES)), dtype=np.uint8)
     for z, t in enumerate(levels):

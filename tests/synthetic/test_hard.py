@@ -89,10 +89,13 @@ def test_hard_differs_from_standard():
 def test_noise_sigma_varies_by_study_within_3_to_10_hu():
     sigmas = [hard.sample(np.random.default_rng(s))[1].noise_hu for s in range(200)]
     assert 3 <= min(sigmas) < 4 and 9 < max(sigmas) <= 10
+    params = hard.sample(np.random.default_rng(0))[1]
+    assert hard.pixel_sigma(params, 250.0 / 512) == pytest.approx(params.noise_hu)  # given at 512 px
+    assert hard.pixel_sigma(params, 250.0 / 256) < params.noise_hu  # larger pixels average it down
     for seed in (0, 1):
         rng = np.random.default_rng(seed)
         head_levels(20, rng)  # the study's first draws: its levels, then its anatomy
-        target = hard.sample(rng)[1].noise_hu
+        target = hard.pixel_sigma(hard.sample(rng)[1], 250.0 / 96)
         hu, _ = _hard_study(seed, (), size=96)
         air = hu[0, :20, :].astype(float)  # a blank slice: air corner, far from the head-rest
         assert abs(air.std() - target) < 0.2 * target, (air.std(), target)
