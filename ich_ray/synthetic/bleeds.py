@@ -124,8 +124,8 @@ def _resized(bleed: Bleed, size: float, hu: float) -> Bleed:
     p = dict(bleed.params)
     if "thick" in p:
         p["thick"] = max(1.5, p["thick"] * size)
-    if "half_angle" in p:
-        p["half_angle"] *= 0.55 + 0.45 * size
+    if "half_angle" in p:  # subarachnoid blood spreads along the sulci whatever its volume
+        p["half_angle"] *= (0.75 + 0.25 * size) if bleed.subtype == "subarachnoid" else (0.55 + 0.45 * size)
     if "radius" in p:
         p["radius"] = max(2.5, p["radius"] * size)
     if "fill" in p:

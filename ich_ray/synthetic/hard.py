@@ -42,7 +42,7 @@ from ich_ray.synthetic.phantom import (
     render_slice,
 )
 
-MIN_BLOOD_MM2 = 30.0
+MIN_BLOOD_MM2 = 45.0  # about 7 x 7 mm of full-density blood over the slab: what a reader calls a bleed
 REFERENCE_MATRIX = 512  # noise SDs are given for this matrix on the 250 mm field of view
 SUB_LEVELS = (-1 / 3, 0.0, 1 / 3)  # sub-level offsets across one slice's slab, in slice spacings
 
