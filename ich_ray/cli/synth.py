@@ -16,6 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-malformed", dest="malformed", action="store_false",
                         help="skip the truncated, non-DICOM and empty files")
     parser.add_argument("--preview", action="store_true", help="also write DIR/preview.png")
+    parser.add_argument("--difficulty", choices=("standard", "hard"), default="standard",
+                        help="standard (fast, for tests) or hard (the benchmark: hyperdense mimics, partial volume, "
+                             "small bleeds, varied anatomy and noise); default standard")
 
 
 def run(args) -> int:
@@ -23,7 +26,7 @@ def run(args) -> int:
 
     s = generate_dataset(args.out, patients=args.patients, size=args.size, seed=args.seed,
                          slices_per_study=args.slices, malformed=args.malformed,
-                         compression=args.compression, preview=args.preview)
+                         compression=args.compression, preview=args.preview, difficulty=args.difficulty)
     print(f"wrote {s.n_slices} slices ({s.n_positive} with a bleed) in {s.n_files} files "
           f"({s.n_malformed} malformed) under {s.dicom_dir}")
     print(f"labels: {s.labels_csv}  positives per label: "

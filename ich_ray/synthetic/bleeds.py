@@ -8,7 +8,7 @@ about 13 pixels at 128 px).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +23,18 @@ MIN_AREA_MM2 = 50.0
 SUBTYPE_WEIGHTS = {"epidural": 0.10, "intraparenchymal": 0.26, "intraventricular": 0.18,
                    "subarachnoid": 0.22, "subdural": 0.24}
 EDEMA_HU = 7.0
+# The hard difficulty: RSNA's label counts (subdural most common, epidural rare) and how often a second
+# subtype comes with the first (SAH with IPH/IVH often together), per first subtype.
+RSNA_WEIGHTS = {"epidural": 0.03, "intraparenchymal": 0.24, "intraventricular": 0.15,
+                "subarachnoid": 0.25, "subdural": 0.33}
+RSNA_COMPANIONS = {
+    "epidural": {"subdural": 0.25, "subarachnoid": 0.25},
+    "intraparenchymal": {"intraventricular": 0.40, "subarachnoid": 0.35, "subdural": 0.15},
+    "intraventricular": {"intraparenchymal": 0.55, "subarachnoid": 0.40},
+    "subarachnoid": {"intraparenchymal": 0.30, "intraventricular": 0.25, "subdural": 0.30},
+    "subdural": {"subarachnoid": 0.30, "intraparenchymal": 0.12},
+}
+SIZE_MEDIAN, SIZE_SIGMA, SIZE_RANGE = 0.6, 0.55, (0.2, 2.0)  # log-normal bleed size: many small, few large
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,16 @@ def draw_subtypes(rng: np.random.Generator, p_positive: float = 0.6) -> tuple[st
     return (first, _weighted_subtype(rng)) if rng.random() < 0.35 else (first,)
 
 
-def _weighted_subtype(rng: np.random.Generator) -> str:
-    weights = np.array([SUBTYPE_WEIGHTS[s] for s in SUBTYPES])
+def draw_subtypes_rsna(rng: np.random.Generator, first: str | None = None) -> tuple[str, ...]:
+    """A positive study's subtypes: `first` (default: drawn with RSNA_WEIGHTS) plus its companions."""
+    first = first or _weighted_subtype(rng, RSNA_WEIGHTS)
+    companions = RSNA_COMPANIONS[first]
+    draws = rng.random(len(companions))
+    return (first, *(s for s, p, u in zip(companions, companions.values(), draws, strict=True) if u < p))
+
+
+def _weighted_subtype(rng: np.random.Generator, table: dict[str, float] = SUBTYPE_WEIGHTS) -> str:
+    weights = np.array([table[s] for s in SUBTYPES])
     return str(rng.choice(SUBTYPES, p=weights / weights.sum()))
 
 
@@ -90,6 +110,29 @@ def sample_bleeds(rng: np.random.Generator, anatomy: Anatomy, subtypes: tuple[st
     return out
 
 
+def sample_bleeds_hard(rng: np.random.Generator, anatomy: Anatomy, subtypes: tuple[str, ...]) -> list[Bleed]:
+    """The standard shapes with long-tailed sizes (log-normal: many small, few large) and blood of 50-90 HU."""
+    out = []
+    for bleed in sample_bleeds(rng, anatomy, subtypes):
+        size = float(np.clip(rng.lognormal(np.log(SIZE_MEDIAN), SIZE_SIGMA), *SIZE_RANGE))
+        out.append(_resized(bleed, size, float(rng.uniform(50, 90))))
+    return out
+
+
+def _resized(bleed: Bleed, size: float, hu: float) -> Bleed:
+    """Scale a bleed's thickness / radius / fill by `size` and its reach in z and angle less steeply."""
+    p = dict(bleed.params)
+    if "thick" in p:
+        p["thick"] = max(1.5, p["thick"] * size)
+    if "half_angle" in p:  # subarachnoid blood spreads along the sulci whatever its volume
+        p["half_angle"] *= (0.75 + 0.25 * size) if bleed.subtype == "subarachnoid" else (0.55 + 0.45 * size)
+    if "radius" in p:
+        p["radius"] = max(2.5, p["radius"] * size)
+    if "fill" in p:
+        p["fill"] = float(np.clip(p["fill"] * size, 0.12, 0.9))
+    return replace(bleed, t_half=bleed.t_half * (0.45 + 0.55 * min(size, 1.4)), hu=hu, params=p)
+
+
 def place(plan: list[Bleed], grid: Grid) -> list[tuple[Bleed, dict]]:
     """Pair each bleed with the arrays that stay the same on every slice of its study (angles, radii)."""
     placed = []
@@ -114,18 +157,28 @@ def paint(placed: list[tuple[Bleed, dict]], grid: Grid, level: Slice, rng: np.ra
     """Draw every bleed present at this level into `level.hu`; return the five subtype labels (uint8)."""
     labels = np.zeros(len(SUBTYPES), dtype=np.uint8)
     for bleed, static in placed:
-        k = bleed.extent(level.t)
-        if k == 0:
+        mask = bleed_mask(bleed, static, level)
+        if mask is None or mask.sum() * grid.spacing**2 < MIN_AREA_MM2:
             continue
-        mask = _SHAPES[bleed.subtype](bleed, static, k, level) & level.intracranial
-        if mask.sum() * grid.spacing**2 < MIN_AREA_MM2:
-            continue
-        if bleed.subtype == "intraparenchymal":  # a rim of oedema around the clot
-            halo = _iph(bleed, static, k * 1.35, level) & level.intracranial & ~mask
-            level.hu[halo] -= EDEMA_HU
-        level.hu[mask] = bleed.hu + rng.normal(0, 2.0)
+        draw(bleed, static, level, mask, bleed.hu + rng.normal(0, 2.0))
         labels[SUBTYPES.index(bleed.subtype)] = 1
     return labels
+
+
+def bleed_mask(bleed: Bleed, static: dict, level: Slice) -> np.ndarray | None:
+    """The pixels of `level` this bleed fills (None when the level is outside its extent)."""
+    k = bleed.extent(level.t)
+    if k == 0:
+        return None
+    return _SHAPES[bleed.subtype](bleed, static, k, level) & level.intracranial
+
+
+def draw(bleed: Bleed, static: dict, level: Slice, mask: np.ndarray, hu: float) -> None:
+    """Write the bleed (and an intraparenchymal clot's rim of oedema) into `level.hu`."""
+    if bleed.subtype == "intraparenchymal":
+        halo = _iph(bleed, static, bleed.extent(level.t) * 1.35, level) & level.intracranial & ~mask
+        level.hu[halo] -= EDEMA_HU
+    level.hu[mask] = hu
 
 
 def _convexity(bleed: Bleed, static: dict, k: float, level: Slice, power: float) -> np.ndarray:

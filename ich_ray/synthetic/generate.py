@@ -7,7 +7,8 @@ Layout::
     DIR/phi_values.json   every invented PHI string written into a header (for leak tests)
     DIR/preview.png       (optional) one study in brain / subdural / bone windows
 
-The same arguments give the same bytes.
+The same arguments give the same bytes. `difficulty` is `standard` (fast, for tests) or `hard` (the
+benchmark: mimics, partial volume, small bleeds, varied anatomy and noise; see `ich_ray.synthetic.hard`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class _Written:
 
 def generate_dataset(
     out_dir: str | Path, patients: int, size: int = 512, seed: int = 0, slices_per_study: int = 20,
-    malformed: bool = True, compression: str | None = None, preview: bool = False,
+    malformed: bool = True, compression: str | None = None, preview: bool = False, difficulty: str = "standard",
 ) -> SynthSummary:
     """Render and write `patients` synthetic patients (some with a follow-up study); see the module doc."""
     if patients < 1:
@@ -68,18 +69,20 @@ def generate_dataset(
     dicom_dir = out_dir / "dicom"
     if dicom_dir.exists() and any(dicom_dir.iterdir()):
         raise FileExistsError(f"{dicom_dir} already holds files; choose an empty output folder")
-    plans = plan_dataset(patients, size, slices_per_study, seed, compression)
+    plans = plan_dataset(patients, size, slices_per_study, seed, compression, difficulty)
     start = time.perf_counter()
     written: list[_Written] = []
     variants: Counter[str] = Counter()
-    shown = None
+    shown = negative = None
     for plan in plans:
         hu, labels = render_study(np.random.default_rng([seed, plan.index]), plan.header.rows, slices_per_study,
-                                  subtypes=plan.subtypes)
+                                  subtypes=plan.subtypes, difficulty=plan.difficulty)
         written += _write_series(dicom_dir, plan, hu, labels, seed)
         variants.update(_variant_names(plan, len(hu)))
         if shown is None or labels[:, :-1].max(0).sum() > shown[2][:, :-1].max(0).sum():
             shown = (plan, hu, labels)
+        if negative is None and difficulty == "hard" and not labels.any():
+            negative = hu  # the hard preview also shows a study without bleeds: its mimics
     bad = _write_malformed(written, seed) if malformed else {}
     labels_csv = _write_labels(out_dir / "labels.csv", written, seed)
     phi_values = sorted({v for plan in plans for v in plan.header.phi.values()}
@@ -90,7 +93,7 @@ def generate_dataset(
     if preview:
         from ich_ray.synthetic.preview import write_preview
 
-        preview_png = write_preview(out_dir / "preview.png", shown[1], shown[2], shown[0].header)
+        preview_png = write_preview(out_dir / "preview.png", shown[1], shown[2], shown[0].header, negative)
     all_labels = np.stack([w.labels for w in written])
     summary = SynthSummary(
         n_slices=len(written), n_files=len(written) + len(bad) - int("truncated" in bad),
@@ -99,8 +102,8 @@ def generate_dataset(
         preview_png=preview_png, malformed_files=bad, variant_counts=dict(sorted(variants.items())),
         label_counts={name: int(all_labels[:, i].sum()) for i, name in enumerate(LABELS)},
     )
-    log.info("synth: %d patients, %d studies, %d slices (%d positive), %d files (%d malformed) at %d px "
-             "in %.1f s: %.1f slices/s", patients, len(plans), summary.n_slices, summary.n_positive,
+    log.info("synth (%s): %d patients, %d studies, %d slices (%d positive), %d files (%d malformed) at %d px "
+             "in %.1f s: %.1f slices/s", difficulty, patients, len(plans), summary.n_slices, summary.n_positive,
              summary.n_files, summary.n_malformed, size, seconds, summary.slices_per_s)
     return summary
 

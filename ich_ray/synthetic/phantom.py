@@ -20,6 +20,7 @@ from ich_ray.synthetic import bleeds
 from ich_ray.synthetic.bleeds import angle_diff
 
 FOV_MM = 250.0
+DIFFICULTIES = ("standard", "hard")
 AIR, FAT, SCALP, CSF, WHITE, GREY, DEEP_GREY, HEADREST = -1000, -90, 35, 8, 25, 40, 36, 280
 
 
@@ -268,16 +269,23 @@ def head_levels(n_slices: int, rng: np.random.Generator) -> list[float | None]:
 
 def render_study(
     rng: np.random.Generator, size: int, n_slices: int, width: int | None = None,
-    subtypes: tuple[str, ...] | None = None,
+    subtypes: tuple[str, ...] | None = None, difficulty: str = "standard",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A study from the top of the scan down: integer HU `int16 [Z, H, W]` and labels `uint8 [Z, 6]`.
 
     `width` (default `size`) gives a non-square matrix with the same pixel spacing. `subtypes` are the
     bleeds to place (default: a random mix, often none). Label columns follow `ich_ray.labels.LABELS`;
-    `any` is the OR of the five subtypes.
+    `any` is the OR of the five subtypes. `difficulty` is one of DIFFICULTIES (`hard`: see `hard`).
     """
     if size < 32:
         raise ValueError(f"size={size} is too small; use at least 32 px")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
+    if difficulty == "hard":
+        from ich_ray.synthetic import hard
+
+        hu, subtype_labels = hard.render_study(rng, size, width or size, head_levels(n_slices, rng), subtypes)
+        return hu, np.concatenate([subtype_labels, subtype_labels.max(axis=1, keepdims=True)], axis=1)
     anatomy = Anatomy.sample(rng)
     grid = Grid(anatomy, size, width or size)
     levels = head_levels(n_slices, rng)

@@ -2,7 +2,8 @@
 
 Variants are spread so that even a tiny set (3 patients) holds every pixel format, both window-tag forms and
 (from 2 series on) one series with a different matrix size; bleed subtypes cycle over the positive studies
-so a 6-patient set holds all five.
+so a 6-patient set holds all five. The hard difficulty draws them with RSNA's frequencies and co-occurrence
+instead (`bleeds.draw_subtypes_rsna`: subdural most common, epidural rare).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from ich_ray.labels import SUBTYPES
-from ich_ray.synthetic.bleeds import draw_subtypes
-from ich_ray.synthetic.phantom import FOV_MM
+from ich_ray.synthetic.bleeds import draw_subtypes, draw_subtypes_rsna
+from ich_ray.synthetic.phantom import DIFFICULTIES, FOV_MM
 from ich_ray.synthetic.writer import PIXEL_FORMATS, TRANSFER_SYNTAXES, SeriesHeader
 
 COMPRESSIONS = ("none", "rle", "jpeg2000", "mixed")
@@ -34,6 +35,7 @@ class SeriesPlan:
     header: SeriesHeader
     subtypes: tuple[str, ...]
     index: int  # seeds this series' renderer
+    difficulty: str = "standard"
 
 
 def uid(seed: int, *parts: object) -> str:
@@ -76,7 +78,10 @@ def _spread(rng: np.random.Generator, n: int, choices: tuple, weights: tuple | N
     return [picks[i] for i in rng.permutation(n)]
 
 
-def plan_dataset(patients: int, size: int, slices_per_study: int, seed: int, compression: str | None) -> list[SeriesPlan]:
+def plan_dataset(patients: int, size: int, slices_per_study: int, seed: int, compression: str | None,
+                 difficulty: str = "standard") -> list[SeriesPlan]:
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
     rng = np.random.default_rng([seed, 0x5EED])
     studies_per_patient = [1 + int(rng.random() < 0.3) for _ in range(patients)]  # some have a follow-up
     n = sum(studies_per_patient)
@@ -109,7 +114,12 @@ def plan_dataset(patients: int, size: int, slices_per_study: int, seed: int, com
                 study_time=f"{rng.integers(0, 24):02d}{rng.integers(0, 60):02d}{rng.integers(0, 60):02d}",
                 phi={**phi_patient, **study_phi(rng)},
             )
-            plans.append(SeriesPlan(header, _subtypes(rng, positive_rank.get(index), subtype_cycle), index))
+            rank = positive_rank.get(index)
+            if difficulty == "hard":
+                subtypes = () if rank is None else draw_subtypes_rsna(rng)
+            else:
+                subtypes = _subtypes(rng, rank, subtype_cycle)
+            plans.append(SeriesPlan(header, subtypes, index, difficulty))
             index += 1
     return plans
 

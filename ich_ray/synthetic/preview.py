@@ -1,4 +1,7 @@
-"""A PNG montage of one synthetic study in the brain, subdural and bone windows (rows), bleeds in red."""
+"""A PNG montage of one synthetic study in the brain, subdural and bone windows (rows), bleeds in red.
+
+Optionally a bleed-free study below it (brain window), to show what a negative study holds (hard: mimics).
+"""
 
 from __future__ import annotations
 
@@ -27,16 +30,29 @@ def pick_slices(labels: np.ndarray, max_columns: int = MAX_COLUMNS) -> list[int]
     return sorted(int(z) for z in chosen)
 
 
-def write_preview(path: str | Path, hu: np.ndarray, labels: np.ndarray, header: SeriesHeader) -> Path:
-    """Save the montage of study `hu [Z, H, W]` (with `labels [Z, 6]`) to `path`; returns the path."""
+def write_preview(path: str | Path, hu: np.ndarray, labels: np.ndarray, header: SeriesHeader,
+                  negative: np.ndarray | None = None) -> Path:
+    """Save the montage of study `hu [Z, H, W]` (with `labels [Z, 6]`) to `path`; returns the path.
+
+    `negative` (HU of a study without bleeds) adds a last row: its slices spread from top to bottom.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     columns = pick_slices(labels)
-    fig, axes = plt.subplots(len(PREVIEW_WINDOWS), len(columns), squeeze=False,
-                             figsize=(1.9 * len(columns), 2.1 * len(PREVIEW_WINDOWS) + 0.5))
+    n_rows = len(PREVIEW_WINDOWS) + (negative is not None)
+    fig, axes = plt.subplots(n_rows, len(columns), squeeze=False, figsize=(1.9 * len(columns), 2.1 * n_rows + 0.5))
+    if negative is not None:
+        spread = np.linspace(0, len(negative) - 1, len(columns) + 2).astype(int)[1:-1]
+        for col, z in enumerate(spread):
+            ax = axes[-1, col]
+            ax.imshow(apply_window(negative[z], WINDOWS["brain"]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"no bleed z{z}", fontsize=8)
+        axes[-1, 0].set_ylabel("negative study\nbrain")
     for row, name in enumerate(PREVIEW_WINDOWS):
         for col, z in enumerate(columns):
             ax = axes[row, col]
