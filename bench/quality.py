@@ -18,7 +18,14 @@ slice_logloss is the RSNA weighted log loss over the six labels (`any` weighted 
 The held-out predictions stay a table (`heldout_predictions`: patient, study, series, slice_index, labels,
 p_<label>, threshold score) so a study-level model can be scored on the same slices by a later step.
 
+5. The study-level model (`ich-ray train-study`'s code: a BiGRU over each series' slice embeddings, trained on
+   the training set's embeddings with the slice model's split) on the same held-out slices:
+   sequence_logloss is its RSNA weighted log loss, sequence_gain the relative reduction against the slice
+   model's slice_logloss (goal >= 0.10). The training set's embeddings come from the slice model that trained
+   on them (in-sample, not out-of-fold as the top RSNA solutions used; the held-out set is new patients).
+
 Last line: threshold_auc_any=X slice_auc_any=Y slice_logloss=Z study_auc_any=W real_normal_mean_any=V
+sequence_logloss=S sequence_gain=G
 """
 
 from __future__ import annotations
@@ -93,8 +100,8 @@ def score_dicom(paths: list[str], checkpoint: str, batch: int = 32, with_thresho
     predict's input path, and the threshold score."""
     import torch
 
+    from ich_ray.models.loading import build_model, load_model
     from ich_ray.predict.inference import predict_images
-    from ich_ray.predict.model_loading import build_model, load_model
     from ich_ray.predict.slices import SliceLoader, header_rows, order_slices
 
     spec, state = load_model(checkpoint)
@@ -131,7 +138,7 @@ def heldout_predictions(root: Path, dicom: Path, checkpoint: str) -> pl.DataFram
 
 
 def slice_metrics(table: pl.DataFrame, labels: tuple[str, ...]) -> dict[str, float]:
-    from ich_ray.train.metrics import roc_auc, weighted_log_loss
+    from ich_ray.metrics import roc_auc, weighted_log_loss
 
     y = table.select(f"label_{n}" for n in labels).to_numpy().astype(np.float64)
     p = table.select(f"p_{n}" for n in labels).to_numpy().astype(np.float64)
@@ -143,7 +150,7 @@ def slice_metrics(table: pl.DataFrame, labels: tuple[str, ...]) -> dict[str, flo
 
 def study_metrics(table: pl.DataFrame) -> dict[str, float]:
     """Study AUC of `any` with the study score = the max over its slices (label: any slice positive)."""
-    from ich_ray.train.metrics import roc_auc
+    from ich_ray.metrics import roc_auc
 
     studies = table.group_by("study_instance_uid").agg(pl.col("p_any").max(), pl.col("label_any").max())
     return {"study_auc_any": roc_auc(studies["label_any"].to_numpy(), studies["p_any"].to_numpy())}
@@ -156,6 +163,45 @@ def real_normal_mean(checkpoint: str, folder: Path = REAL_NORMAL) -> float:
     return float(score_dicom(paths, checkpoint)["p_any"].mean())
 
 
+def study_stage(train_root: Path, held_root: Path, slice_checkpoint: str, table: pl.DataFrame, work: Path,
+                epochs: int, seed: int) -> dict[str, float]:
+    """Train the study model (BiGRU over the training set's slice embeddings, `ich-ray train-study`'s code)
+    and score it on the same held-out slices as the slice model; gain = relative reduction of the RSNA
+    weighted log loss."""
+    from ich_ray.labels import LABELS
+    from ich_ray.metrics import weighted_log_loss
+    from ich_ray.models.loading import load_model
+    from ich_ray.study.config import StudyConfig
+    from ich_ray.study.embed import embed_images
+    from ich_ray.study.loading import load_study_model, refine_series
+    from ich_ray.study.series import read_embeddings
+    from ich_ray.study.trainer import train_study
+
+    started = time.perf_counter()
+    result = train_study(StudyConfig(data=str(train_root), slice_model=slice_checkpoint, arch="bigru", epochs=epochs,
+                                     workers=1, cpus_per_worker=1, track=False, seed=seed, embed_actors=2,
+                                     run_name="bench-quality-study"))
+    log.info("study model trained in %.1f minutes; its own validation: auc_any %.4f, study_auc_any %.4f",
+             (time.perf_counter() - started) / 60, result.metrics.get("auc_any", float("nan")),
+             result.metrics.get("study_auc_any", float("nan")))
+    spec, state = load_model(slice_checkpoint)
+    folder = embed_images(held_root, spec, state, work / "heldout-embeddings", actors=2)
+    embeddings = read_embeddings(folder, spec.labels).sort("series_instance_uid", "slice_index")
+    _, model = load_study_model(result.checkpoint_path)
+    parts = []
+    for _, series in embeddings.group_by("series_instance_uid", maintain_order=True):
+        probs = refine_series(model, np.stack(series["embedding"].to_list()))
+        parts.append(series.select("sop_instance_uid").with_columns(
+            pl.Series(f"q_{name}", probs[:, j]) for j, name in enumerate(spec.labels)))
+    joined = table.join(pl.concat(parts), on="sop_instance_uid", how="inner")
+    if joined.height != table.height:
+        raise RuntimeError(f"study model scored {joined.height} of {table.height} held-out slices")
+    y = joined.select(f"label_{n}" for n in LABELS).to_numpy().astype(np.float64)
+    slice_loss = weighted_log_loss(y, joined.select(f"p_{n}" for n in LABELS).to_numpy(), LABELS)
+    sequence_loss = weighted_log_loss(y, joined.select(f"q_{n}" for n in LABELS).to_numpy(), LABELS)
+    return {"sequence_logloss": sequence_loss, "sequence_gain": (slice_loss - sequence_loss) / slice_loss}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seeds the training set (held-out: seed + 1000) and training")
@@ -164,6 +210,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--size", type=int, default=128, help="final size; the first half of the epochs run at half")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--study-epochs", type=int, default=20, help="epochs of the study-level sequence model")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--save-table", default=None, metavar="CSV", help="also write the held-out predictions")
     parser.add_argument("--save-checkpoint", default=None, metavar="DIR", help="also copy the trained checkpoint")
@@ -188,6 +235,8 @@ def main() -> None:
             shutil.copytree(result.checkpoint_path, args.save_checkpoint, dirs_exist_ok=True)
         metrics = {**slice_metrics(table, LABELS), **study_metrics(table),
                    "real_normal_mean_any": real_normal_mean(result.checkpoint_path)}
+        metrics.update(study_stage(train_root, held_root, result.checkpoint_path, table, work, args.study_epochs,
+                                   args.seed))
     log.info("held-out: %d slices (%d positive) in %d studies", table.height, int(table["label_any"].sum()),
              table["study_instance_uid"].n_unique())
     print(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
