@@ -44,7 +44,8 @@ def load_features(cfg: BaselineConfig) -> tuple[pl.DataFrame, list[str]]:
     if not features:
         raise ValueError(f"metadata table {folder} has none of the feature columns {', '.join(FEATURES)}")
     ok = pl.col("status") == "ok" if "status" in columns else pl.lit(True)
-    frame = scan.filter(ok & pl.col(target).is_not_null()).select("patient_id", target, *features).collect()
+    ids = [c for c in ("sop_instance_uid", "study_instance_uid") if c in columns]  # for the held-out predictions
+    frame = scan.filter(ok & pl.col(target).is_not_null()).select("patient_id", *ids, target, *features).collect()
     if frame.height == 0:
         raise ValueError(f"metadata table {folder} has no ok, labelled rows for {target}")
     return frame, features
@@ -55,6 +56,7 @@ def run_baseline(cfg: BaselineConfig) -> dict[str, float]:
     from sklearn.ensemble import RandomForestClassifier
 
     from ich_ray.tracking import plots
+    from ich_ray.tracking.predictions import log_predictions, predictions_frame
     from ich_ray.tracking.tracker import make_tracker, tracking_tags
     from ich_ray.tracking.uri import resolve_tracking_uri
 
@@ -83,6 +85,15 @@ def run_baseline(cfg: BaselineConfig) -> dict[str, float]:
         tracker.log_figure(plots.feature_importance(features, forest.feature_importances_), "feature_importance.png")
         tracker.log_figure(plots.roc_curves(y_true, y_prob, [cfg.label]), "roc_curves.png")
         tracker.log_figure(plots.confusion_matrices(y_true, y_prob, [cfg.label]), "confusion_matrices.png")
+        held_out = _id_hashes(frame.filter(pl.Series(is_valid)))
+        log_predictions(tracker, predictions_frame(y_true, y_prob, [cfg.label], held_out, epoch=0))
     log.info("baseline: %d train / %d valid slices, %d features, auc_%s %.3f, %.1f s", (~is_valid).sum(),
              is_valid.sum(), len(features), cfg.label, metrics[f"auc_{cfg.label}"], time.perf_counter() - started)
     return metrics
+
+
+def _id_hashes(rows: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The held-out rows' id hashes, as training logs them (compare bootstraps over `patient_hash`)."""
+    from ich_ray.train.data import HASH_KEYS, uid_hash
+
+    return {key: uid_hash(rows[column].to_list()) for key, column in HASH_KEYS.items() if column in rows.columns}

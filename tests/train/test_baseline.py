@@ -27,7 +27,12 @@ def test_cli_tracks_the_run_with_a_feature_importance_plot(tmp_path, capsys):
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ich-ray/baseline").experiment_id])
     assert run.data.metrics["auc_any"] > 0.9
-    assert "feature_importance.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"feature_importance.png", "validation_predictions.parquet"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)}
+    from ich_ray.tracking.compare import compare_runs
+
+    (row,) = compare_runs(uri, ["ich-ray/baseline"]).iter_rows(named=True)  # the interval comes from them
+    assert row["auc_any_lo"] <= row["auc_any"] <= row["auc_any_hi"] and row["n_patients"] >= 2
 
 
 def test_missing_metadata_is_a_clear_error(tmp_path):
