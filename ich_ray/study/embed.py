@@ -71,6 +71,9 @@ def embed_images(root: str | Path, spec: ModelSpec, state: dict, out_dir: str | 
     out_dir = Path(out_dir)
     scratch = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
+    # The actors hold one CPU each for the whole stage: at least one CPU must stay free for the Parquet
+    # read and write tasks, or neither side can run (on 2 CPUs, 2 actors would deadlock the stage).
+    actors = max(1, min(actors, int(ray.cluster_resources().get("CPU", 1)) - 1))
     ds = ray.data.read_parquet(files).select_columns([*KEEP_COLUMNS, "image"])
     ds = ds.map_batches(SliceEmbedder, fn_constructor_kwargs={"spec": spec, "state": ray.put(state)},
                         compute=ray.data.ActorPoolStrategy(size=actors), batch_size=batch_size,
