@@ -18,11 +18,12 @@ slice_logloss is the RSNA weighted log loss over the six labels (`any` weighted 
 The held-out predictions stay a table (`heldout_predictions`: patient, study, series, slice_index, labels,
 p_<label>, threshold score) so a study-level model can be scored on the same slices by a later step.
 
-5. The study-level model (`ich-ray train-study`'s code: a BiGRU over each series' slice embeddings, trained on
-   the training set's embeddings with the slice model's split) on the same held-out slices:
-   sequence_logloss is its RSNA weighted log loss, sequence_gain the relative reduction against the slice
-   model's slice_logloss (goal >= 0.10). The training set's embeddings come from the slice model that trained
-   on them (in-sample, not out-of-fold as the top RSNA solutions used; the held-out set is new patients).
+5. The study-level model (`ich-ray train-study`'s code: a BiGRU refining each series' slice logits) on the
+   same held-out slices, applied through predict's own refinement: sequence_logloss is its RSNA weighted log
+   loss, sequence_gain the relative reduction against the slice model's slice_logloss (goal >= 0.10). Its
+   training features are out of fold, as the top RSNA solutions made them: `--folds` more slice models (same
+   recipe), each trained without one fold of the training patients, give that fold's logits; the slice
+   model's own held-out split keeps the slice model's logits (as new patients get in predict).
 
 Last line: threshold_auc_any=X slice_auc_any=Y slice_logloss=Z study_auc_any=W real_normal_mean_any=V
 sequence_logloss=S sequence_gain=G
@@ -65,14 +66,17 @@ def build_set(work: Path, name: str, patients: int, seed: int, size: int) -> tup
     return root, synth / "dicom"
 
 
-def train_model(root: Path, epochs: int, size: int, batch: int, seed: int):
-    """The paper's recipe on ROOT (multilabel ResNet18 from scratch); returns the TrainResult."""
+def train_model(root: Path, epochs: int, size: int, batch: int, seed: int, fold: int | None = None,
+                folds: int = 2):
+    """The paper's recipe on ROOT (multilabel ResNet18 from scratch); returns the TrainResult. With `fold`,
+    an out-of-fold model trained without that fold of the training patients."""
     from ich_ray.train.config import TrainConfig
     from ich_ray.train.trainer import train
 
+    name = "bench-quality" if fold is None else f"bench-quality-fold{fold}"
     cfg = TrainConfig(data=str(root), arch="resnet18", task="multilabel", epochs=epochs, sizes=(size // 2, size),
-                      batch_size=batch, workers=1, cpus_per_worker=1, track=False, run_name="bench-quality",
-                      lr=2e-3, seed=seed)
+                      batch_size=batch, workers=1, cpus_per_worker=1, track=False, run_name=name,
+                      lr=2e-3, seed=seed, fold=fold, folds=folds)
     return train(cfg)
 
 
@@ -163,37 +167,38 @@ def real_normal_mean(checkpoint: str, folder: Path = REAL_NORMAL) -> float:
     return float(score_dicom(paths, checkpoint)["p_any"].mean())
 
 
-def study_stage(train_root: Path, held_root: Path, slice_checkpoint: str, table: pl.DataFrame, work: Path,
-                epochs: int, seed: int) -> dict[str, float]:
-    """Train the study model (BiGRU over the training set's slice embeddings, `ich-ray train-study`'s code)
-    and score it on the same held-out slices as the slice model; gain = relative reduction of the RSNA
-    weighted log loss."""
+def study_stage(train_root: Path, slice_checkpoint: str, table: pl.DataFrame, args) -> dict[str, float]:
+    """Train `args.folds` out-of-fold slice models, then the study model (`ich-ray train-study`'s code: a
+    BiGRU over each series' slice logits; training patients' logits from the fold model that never saw them,
+    the slice model's held-out split from the slice model), and score it on the same held-out slices as the
+    slice model through predict's own refinement; gain = relative reduction of the RSNA weighted log loss."""
     from ich_ray.labels import LABELS
     from ich_ray.metrics import weighted_log_loss
-    from ich_ray.models.loading import load_model
+    from ich_ray.predict.study import refine_predictions
     from ich_ray.study.config import StudyConfig
-    from ich_ray.study.embed import embed_images
-    from ich_ray.study.loading import load_study_model, refine_series
-    from ich_ray.study.series import read_embeddings
+    from ich_ray.study.loading import load_study_model
     from ich_ray.study.trainer import train_study
 
     started = time.perf_counter()
-    result = train_study(StudyConfig(data=str(train_root), slice_model=slice_checkpoint, arch="bigru", epochs=epochs,
-                                     workers=1, cpus_per_worker=1, track=False, seed=seed, embed_actors=2,
-                                     run_name="bench-quality-study"))
+    oof = tuple(train_model(train_root, args.epochs, args.size, args.batch, args.seed, fold=k,
+                            folds=args.folds).checkpoint_path for k in range(args.folds))
+    log.info("%d out-of-fold slice models trained in %.1f minutes", args.folds, (time.perf_counter() - started) / 60)
+    started = time.perf_counter()
+    result = train_study(StudyConfig(data=str(train_root), slice_model=slice_checkpoint, oof_models=oof,
+                                     arch="bigru", epochs=args.study_epochs, workers=1, cpus_per_worker=1,
+                                     track=False, seed=args.seed, embed_actors=2, run_name="bench-quality-study"))
     log.info("study model trained in %.1f minutes; its own validation: auc_any %.4f, study_auc_any %.4f",
              (time.perf_counter() - started) / 60, result.metrics.get("auc_any", float("nan")),
              result.metrics.get("study_auc_any", float("nan")))
-    spec, state = load_model(slice_checkpoint)
-    folder = embed_images(held_root, spec, state, work / "heldout-embeddings", actors=2)
-    embeddings = read_embeddings(folder, spec.labels).sort("series_instance_uid", "slice_index")
-    _, model = load_study_model(result.checkpoint_path)
-    parts = []
-    for _, series in embeddings.group_by("series_instance_uid", maintain_order=True):
-        probs = refine_series(model, np.stack(series["embedding"].to_list()))
-        parts.append(series.select("sop_instance_uid").with_columns(
-            pl.Series(f"q_{name}", probs[:, j]) for j, name in enumerate(spec.labels)))
-    joined = table.join(pl.concat(parts), on="sop_instance_uid", how="inner")
+    spec, model = load_study_model(result.checkpoint_path)
+    if spec.features != "logits":
+        raise RuntimeError(f"the benchmark's study model reads {spec.features}, expected logits")
+    # predict's input frame: the slice model's probabilities of the held-out slices, none blank (clean kept them)
+    slices = table.select("path", "series_instance_uid", "slice_index",
+                          *(pl.col(f"p_{n}").alias(f"prob_{n}") for n in spec.labels)).with_columns(blank=False)
+    refined = refine_predictions(slices, None, spec, model).select(
+        "path", *(pl.col(f"prob_{n}").alias(f"q_{n}") for n in spec.labels))
+    joined = table.join(refined, on="path", how="inner")
     if joined.height != table.height:
         raise RuntimeError(f"study model scored {joined.height} of {table.height} held-out slices")
     y = joined.select(f"label_{n}" for n in LABELS).to_numpy().astype(np.float64)
@@ -211,6 +216,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="final size; the first half of the epochs run at half")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--study-epochs", type=int, default=20, help="epochs of the study-level sequence model")
+    parser.add_argument("--folds", type=int, default=2, help="out-of-fold slice models for the study model's features")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--save-table", default=None, metavar="CSV", help="also write the held-out predictions")
     parser.add_argument("--save-checkpoint", default=None, metavar="DIR", help="also copy the trained checkpoint")
@@ -235,8 +241,7 @@ def main() -> None:
             shutil.copytree(result.checkpoint_path, args.save_checkpoint, dirs_exist_ok=True)
         metrics = {**slice_metrics(table, LABELS), **study_metrics(table),
                    "real_normal_mean_any": real_normal_mean(result.checkpoint_path)}
-        metrics.update(study_stage(train_root, held_root, result.checkpoint_path, table, work, args.study_epochs,
-                                   args.seed))
+        metrics.update(study_stage(train_root, result.checkpoint_path, table, args))
     log.info("held-out: %d slices (%d positive) in %d studies", table.height, int(table["label_any"].sum()),
              table["study_instance_uid"].n_unique())
     print(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))

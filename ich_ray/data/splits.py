@@ -41,6 +41,23 @@ def make_split(patient_ids, mode: str = "patient", valid_fraction: float = 0.2, 
     raise ValueError(f"unknown split {mode!r}; valid splits: {', '.join(SPLIT_MODES)}")
 
 
+def patient_folds(patient_ids, is_valid, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold (0..folds-1) of every row's patient among the training patients (rows with `is_valid`: -1).
+
+    Out-of-fold training features: fold k's slice model trains on every training patient outside fold k, so
+    it has never seen the patients whose features it computes. Seeded apart from the validation split, and
+    decided from the same sorted patient list wherever it is needed (training, then the study model)."""
+    if folds < 2:
+        raise ValueError(f"folds must be >= 2, got {folds}")
+    ids, is_valid = np.asarray(patient_ids, dtype=object), np.asarray(is_valid, dtype=bool)
+    patients = np.array(sorted(set(ids[~is_valid].tolist())), dtype=object)
+    if len(patients) < folds:
+        raise ValueError(f"{folds} folds need at least {folds} training patients, got {len(patients)}")
+    order = np.random.default_rng([seed, folds]).permutation(len(patients))
+    fold_of = dict(zip(patients[order].tolist(), np.arange(len(patients)) % folds, strict=True))
+    return np.array([-1 if v else fold_of[p] for p, v in zip(ids.tolist(), is_valid, strict=True)], dtype=np.int64)
+
+
 def check_split(targets: np.ndarray, is_valid: np.ndarray, label_names) -> None:
     """Raise when a split is empty or every target label in it has a single class (nothing to learn/score)."""
     targets = np.asarray(targets)

@@ -31,9 +31,11 @@ METADATA_KEYS = ("arch", "task", "labels", "recipe", "in_channels", "image_size"
 
 
 def model_metadata(arch: str, task: str, labels, recipe_json: str, in_channels: int, image_size: int,
-                   mean, std) -> dict:
-    """Everything `predict` needs to rebuild the preprocessing; stored with the model and in checkpoints."""
-    return {
+                   mean, std, fold: dict | None = None) -> dict:
+    """Everything `predict` needs to rebuild the preprocessing; stored with the model and in checkpoints.
+    `fold` ({"fold", "folds", "seed", "valid_fraction"}) marks an out-of-fold model (which patients it never
+    saw, for `ich-ray train-study`)."""
+    return {**({"fold": dict(fold)} if fold else {}),
         "arch": arch,
         "task": task,
         "labels": list(labels),
@@ -57,6 +59,7 @@ class ModelSpec:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    fold: dict | None = None  # an out-of-fold model's fold (see `model_metadata`)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any] | None, source: str) -> ModelSpec:
@@ -82,7 +85,7 @@ class ModelSpec:
             raise ValueError(f"model {source}: normalization has {len(mean)} means / {len(std)} stds for "
                              f"{in_channels} channels")
         return cls(source, metadata["arch"], str(metadata["task"]), labels, recipe, in_channels,
-                   int(metadata["image_size"]), mean, std)
+                   int(metadata["image_size"]), mean, std, metadata.get("fold"))
 
 
 def build_model(spec: ModelSpec, state_dict: dict[str, torch.Tensor]) -> nn.Module:

@@ -2,9 +2,11 @@
 per-slice logits out. What the top RSNA 2019 solutions put on top of their slice CNN (a 1-D CNN or a
 bidirectional GRU over the series), so each slice's prediction sees its neighbours above and below.
 
-Input: `embedding` float [B, T, D] and `mask` bool [B, T] (False on padding: series have different lengths).
-Output: logits [B, T, L]. Both models add their refinement to a linear read-out of the slice's own embedding,
-so they start close to a per-slice classifier and learn what the neighbours add.
+Input: per-slice features float [B, T, D] (the slice model's embeddings or logits, `study.features`) and
+`mask` bool [B, T] (False on padding: series have different lengths). Output: logits [B, T, L]. Both models
+add their refinement to a linear read-out of the slice's own features, so they start close to a per-slice
+classifier and learn what the neighbours add. With `residual` (the input IS the slice model's logits, D == L)
+the refinement is added to the input logits and starts at zero: the untrained model is the slice model.
 """
 
 from __future__ import annotations
@@ -17,29 +19,44 @@ from torch import nn
 
 
 class _SequenceModel(nn.Module):
-    def __init__(self, in_dim: int, num_outputs: int, hidden: int, dropout: float):
+    def __init__(self, in_dim: int, num_outputs: int, hidden: int, dropout: float, residual: bool = False):
         super().__init__()
-        self.reduce = nn.Sequential(nn.LayerNorm(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU())
+        if residual and in_dim != num_outputs:
+            raise ValueError(f"residual needs the input to be the {num_outputs} logits, got {in_dim}-d features")
+        self.residual = residual
+        # LayerNorm would erase a slice's overall logit level (is there blood at all): logits keep their scale
+        norm = nn.Identity() if residual else nn.LayerNorm(in_dim)
+        self.reduce = nn.Sequential(norm, nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU())
         self.direct = nn.Linear(hidden, num_outputs)
 
     def context(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def zero_refinement(self, *layers: nn.Module) -> None:
+        """Residual models start as the identity on the input logits."""
+        if self.residual:
+            for layer in (self.direct, *layers):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        embedding, mask = inputs
-        h = self.reduce(embedding) * mask.unsqueeze(-1)  # padded positions contribute nothing
-        return self.direct(h) + self.context(h, mask)
+        features, mask = inputs
+        h = self.reduce(features) * mask.unsqueeze(-1)  # padded positions contribute nothing
+        out = self.direct(h) + self.context(h, mask)
+        return features + out if self.residual else out
 
 
 class SliceConv1d(_SequenceModel):
     """Two 1-D convolutions along the slice axis (kernel 5: two slices either side per layer)."""
 
-    def __init__(self, in_dim: int, num_outputs: int, hidden: int = 128, kernel: int = 5, dropout: float = 0.2):
-        super().__init__(in_dim, num_outputs, hidden, dropout)
+    def __init__(self, in_dim: int, num_outputs: int, hidden: int = 128, kernel: int = 5, dropout: float = 0.2,
+                 residual: bool = False):
+        super().__init__(in_dim, num_outputs, hidden, dropout, residual)
         pad = kernel // 2
         self.conv1 = nn.Conv1d(hidden, hidden, kernel, padding=pad)
         self.conv2 = nn.Conv1d(hidden, num_outputs, kernel, padding=pad)
         self.act = nn.Sequential(nn.GELU(), nn.Dropout(dropout))
+        self.zero_refinement(self.conv2)
 
     def context(self, h, mask):
         keep = mask.unsqueeze(1).to(h.dtype)  # [B, 1, T]: re-zero the padding after each layer (biases fill it)
@@ -50,10 +67,12 @@ class SliceConv1d(_SequenceModel):
 class SliceGRU(_SequenceModel):
     """A bidirectional GRU along the slice axis; padding is packed away, so it never reaches a real slice."""
 
-    def __init__(self, in_dim: int, num_outputs: int, hidden: int = 128, dropout: float = 0.2):
-        super().__init__(in_dim, num_outputs, hidden, dropout)
+    def __init__(self, in_dim: int, num_outputs: int, hidden: int = 128, dropout: float = 0.2,
+                 residual: bool = False):
+        super().__init__(in_dim, num_outputs, hidden, dropout, residual)
         self.gru = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
         self.out = nn.Linear(hidden, num_outputs)
+        self.zero_refinement(self.out)
 
     def context(self, h, mask):
         lengths = mask.sum(1).clamp(min=1).cpu()

@@ -114,11 +114,12 @@ def run_predict(cfg: PredictConfig) -> PredictSummary:
     out.mkdir(parents=True, exist_ok=True)
     init_ray(cfg.address)
     ordered = read_headers(listing["path"].to_list())
-    results = predict_slices(ordered, spec, state, cfg.batch_size, cfg.actors, embeddings=study is not None)
+    embeddings = study is not None and study[0].features == "embedding"
+    results = predict_slices(ordered, spec, state, cfg.batch_size, cfg.actors, embeddings=embeddings)
     predictions, failures = _predictions(ordered, results), _failures(ordered, results)
     if study is not None:
-        embeddings = results.filter(pl.col("embedding").is_not_null()).select("path", "embedding")
-        predictions = refine_predictions(predictions, embeddings, *study)
+        rows = results.filter(pl.col("embedding").is_not_null()).select("path", "embedding") if embeddings else None
+        predictions = refine_predictions(predictions, rows, *study)
     if predictions.height + failures.height != listing.height:
         raise RuntimeError(f"predict: {listing.height} files listed but {predictions.height} predicted + "
                            f"{failures.height} failed")

@@ -10,6 +10,7 @@ import polars as pl
 from torch import nn
 
 from ich_ray.models.loading import ModelSpec
+from ich_ray.study.features import with_study_inputs
 from ich_ray.study.loading import StudyModelSpec, refine_series
 
 log = logging.getLogger(__name__)
@@ -25,20 +26,25 @@ def check_pair(slice_spec: ModelSpec, study_spec: StudyModelSpec) -> None:
                     study_spec.source, study_spec.slice_model, slice_spec.source)
 
 
-def refine_predictions(predictions: pl.DataFrame, embeddings: pl.DataFrame, study_spec: StudyModelSpec,
+def refine_predictions(predictions: pl.DataFrame, embeddings: pl.DataFrame | None, study_spec: StudyModelSpec,
                        model: nn.Module) -> pl.DataFrame:
-    """`predictions` with the study model's probabilities on every non-blank slice (`embeddings`: path,
-    embedding)."""
-    rows = (predictions.filter(~pl.col("blank")).select("path", "series_instance_uid", "slice_index")
-            .join(embeddings, on="path", how="inner").sort("series_instance_uid", "slice_index"))
+    """`predictions` with the study model's probabilities on every non-blank slice. Its input per slice
+    (`study.features`): the slice model's `prob_<label>` columns of `predictions` as logits, or the
+    `embeddings` (path, embedding) when it reads embeddings."""
+    rows = predictions.filter(~pl.col("blank"))
+    if study_spec.features == "embedding":
+        if embeddings is None:
+            raise ValueError(f"study model {study_spec.source} reads embeddings but none were computed")
+        rows = rows.select("path", "series_instance_uid", "slice_index").join(embeddings, on="path", how="inner")
+    rows = with_study_inputs(rows, study_spec.features, study_spec.labels).sort("series_instance_uid", "slice_index")
     if rows.is_empty():
         return predictions
     refined: dict[str, list] = {"path": [], **{f"prob_{n}": [] for n in study_spec.labels}}
     for (_series,), group in rows.group_by("series_instance_uid", maintain_order=True):
-        stacked = np.stack(group["embedding"].to_list()).astype(np.float32)
+        stacked = np.stack(group["features"].to_list()).astype(np.float32)
         if stacked.shape[1] != study_spec.embedding_dim:
-            raise ValueError(f"study model {study_spec.source} reads {study_spec.embedding_dim}-d embeddings; the "
-                             f"slice model gives {stacked.shape[1]}-d")
+            raise ValueError(f"study model {study_spec.source} reads {study_spec.embedding_dim}-d {study_spec.features};"
+                             f" the slice model gives {stacked.shape[1]}-d")
         probs = refine_series(model, stacked)
         refined["path"] += group["path"].to_list()
         for j, name in enumerate(study_spec.labels):

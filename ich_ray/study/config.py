@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ich_ray.models.sequence import SEQUENCE_MODELS
+from ich_ray.study.features import FEATURES
 from ich_ray.tracking.uri import resolve_tracking_uri
 from ich_ray.train.amp import PRECISIONS
 
@@ -17,6 +18,10 @@ EXPERIMENT = "ich-ray/study"
 class StudyConfig:
     data: str = ""  # data root holding images/ (and the embeddings/ this stage writes)
     slice_model: str = ""  # models:/..., runs:/... or a checkpoint folder of `ich-ray train`
+    # Out-of-fold slice models (`ich-ray train --set fold=K`, one per fold): each computes the training
+    # features of the patients it never saw; the slice model computes the held-out ones (and predict's).
+    oof_models: tuple[str, ...] = ()
+    features: str = "auto"  # embedding | logits | auto (logits with oof_models, else embedding)
     arch: str = "bigru"  # bigru | cnn1d
     hidden: int = 128
     dropout: float = 0.2
@@ -54,6 +59,12 @@ class StudyConfig:
             raise ValueError(f"unknown sequence model {self.arch!r}; valid: {', '.join(sorted(SEQUENCE_MODELS))}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        features = self.features if self.features != "auto" else ("logits" if self.oof_models else "embedding")
+        if features not in FEATURES:
+            raise ValueError(f"unknown features {self.features!r}; valid: auto, {', '.join(FEATURES)}")
+        if self.oof_models and features != "logits":
+            raise ValueError("oof_models need features=logits: the embeddings of different slice models live in "
+                             "different spaces, their logits mean the same")
         for name in ("epochs", "batch_size", "workers", "hidden", "embed_batch_size", "embed_actors"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -61,6 +72,8 @@ class StudyConfig:
         return dataclasses.replace(
             self,
             data=str(root),
+            features=features,
+            oof_models=tuple(self.oof_models),
             tracking_uri=resolve_tracking_uri(self.tracking_uri, root) if self.track else self.tracking_uri,
             cpus_per_worker=self.cpus_per_worker or (None if self.use_gpu else 0.5),
             run_name=self.run_name or f"study-{self.arch}",

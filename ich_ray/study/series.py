@@ -33,8 +33,9 @@ def read_embeddings(folder, labels: tuple[str, ...]) -> pl.DataFrame:
 
 
 def series_rows(table: pl.DataFrame, labels: tuple[str, ...]) -> pl.DataFrame:
-    """One row per series: `length` and, in slice order, flattened `embedding` / `labels` lists and the id
-    hash lists of `HASH_KEYS` (every slice keeps its own ids)."""
+    """One row per series: `length` and, in slice order, flattened `features` (the study model's input per
+    slice, `study.features.with_study_inputs`) / `labels` lists and the id hash lists of `HASH_KEYS` (every
+    slice keeps its own ids)."""
     hashed = table.with_columns(
         *(pl.Series(key, uid_hash(table[column].to_list())) for key, column in HASH_KEYS.items()),
         pl.concat_list([pl.col(label_column(n)).cast(pl.Float32) for n in labels]).alias("labels"),
@@ -44,7 +45,7 @@ def series_rows(table: pl.DataFrame, labels: tuple[str, ...]) -> pl.DataFrame:
         .group_by(SERIES_KEY, maintain_order=True)
         .agg(
             pl.len().alias("length"), pl.col("patient_id").first(),
-            pl.col("embedding").explode().alias("embedding"),  # T x D, flattened
+            pl.col("features").explode().alias("features"),  # T x D, flattened
             pl.col("labels").explode().alias("labels"),  # T x L, flattened
             *(pl.col(key) for key in HASH_KEYS),
         )
@@ -54,7 +55,7 @@ def series_rows(table: pl.DataFrame, labels: tuple[str, ...]) -> pl.DataFrame:
 def split_series(series: pl.DataFrame, valid_fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
     """(train, valid) Arrow tables of series rows, held out by patient."""
     is_valid = split_by_patient(series["patient_id"].to_numpy(), valid_fraction, seed)
-    columns = ["length", "embedding", "labels", *HASH_KEYS]
+    columns = ["length", "features", "labels", *HASH_KEYS]
     return (series.filter(~pl.Series(is_valid)).select(columns).to_arrow(),
             series.filter(pl.Series(is_valid)).select(columns).to_arrow())
 
@@ -76,12 +77,12 @@ def pad_series(batch: dict[str, np.ndarray], embedding_dim: int, num_labels: int
     mask = np.zeros((size, longest), bool)
     ids = {key: np.zeros((size, longest), np.int64) for key in HASH_KEYS}
     for b, n in enumerate(lengths):
-        embedding[b, :n] = np.asarray(batch["embedding"][b], np.float32).reshape(n, embedding_dim)
+        embedding[b, :n] = np.asarray(batch["features"][b], np.float32).reshape(n, embedding_dim)
         targets[b, :n] = np.asarray(batch["labels"][b], np.float32).reshape(n, num_labels)
         mask[b, :n] = True
         for key in HASH_KEYS:
             ids[key][b, :n] = batch[key][b]
-    out = {"embedding": embedding, "labels": targets, "mask": mask, **ids}
+    out = {"features": embedding, "labels": targets, "mask": mask, **ids}
     return {key: torch.from_numpy(value) for key, value in out.items()}
 
 

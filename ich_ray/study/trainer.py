@@ -17,6 +17,8 @@ from ich_ray.data.splits import check_split
 from ich_ray.models.loading import load_model
 from ich_ray.study.config import StudyConfig
 from ich_ray.study.embed import embed_images
+from ich_ray.study.features import with_study_inputs
+from ich_ray.study.folds import check_fold_models, out_of_fold_table
 from ich_ray.study.loading import sequence_metadata
 from ich_ray.study.series import read_embeddings, series_rows, split_series, valid_patients
 
@@ -74,8 +76,24 @@ def check_held_out(cfg: StudyConfig, series) -> None:
             f"or the study model would be scored on patients the slice model trained on")
 
 
-def embeddings_dir(cfg: StudyConfig) -> Path:
-    return Path(cfg.data) / "embeddings" / re.sub(r"[^0-9A-Za-z._-]", "_", cfg.slice_model.strip("/"))[-120:]
+def embeddings_dir(data: str, model: str) -> Path:
+    return Path(data) / "embeddings" / re.sub(r"[^0-9A-Za-z._-]", "_", model.strip("/"))[-120:]
+
+
+def slice_features(cfg: StudyConfig, spec, state):
+    """Every labelled slice's row with its study input `features`: the slice model's embedding or logits,
+    or with out-of-fold models, each training patient's from the fold model that never saw it."""
+    folder = embed_images(cfg.data, spec, state, embeddings_dir(cfg.data, cfg.slice_model), cfg.embed_batch_size,
+                          cfg.embed_actors)
+    table = read_embeddings(folder, spec.labels)
+    if cfg.oof_models:
+        loaded = [load_model(uri, cfg.tracking_uri) for uri in cfg.oof_models]
+        folds = check_fold_models([s for s, _ in loaded], spec, cfg.valid_fraction, cfg.seed)
+        tables = [(int(s.fold["fold"]), read_embeddings(embed_images(
+            cfg.data, s, w, embeddings_dir(cfg.data, s.source), cfg.embed_batch_size, cfg.embed_actors), spec.labels))
+            for s, w in loaded]
+        table = out_of_fold_table(table, tables, folds, cfg.valid_fraction, cfg.seed)
+    return with_study_inputs(table, cfg.features, spec.labels)
 
 
 def train_study(cfg: StudyConfig) -> StudyResult:
@@ -94,23 +112,25 @@ def train_study(cfg: StudyConfig) -> StudyResult:
     spec, state = load_model(cfg.slice_model, cfg.tracking_uri)
     init_ray(cfg.address)
     nodes = check_cluster(cfg)
-    folder = embed_images(cfg.data, spec, state, embeddings_dir(cfg), cfg.embed_batch_size, cfg.embed_actors)
-    table = read_embeddings(folder, spec.labels)
+    table = slice_features(cfg, spec, state)
     series = series_rows(table, spec.labels)
     check_held_out(cfg, series)
     train_table, valid_table = split_series(series, cfg.valid_fraction, cfg.seed)
     _check_classes(train_table, valid_table, spec.labels)
-    embedding_dim = len(table["embedding"][0])
-    metadata = sequence_metadata(cfg.arch, spec.labels, embedding_dim, cfg.hidden, cfg.dropout, cfg.slice_model)
+    embedding_dim = len(table["features"][0])
+    metadata = sequence_metadata(cfg.arch, spec.labels, embedding_dim, cfg.hidden, cfg.dropout, cfg.slice_model,
+                                 cfg.features)
     n_valid_slices = int(np.sum(valid_table["length"].to_numpy()))
     plan = {"labels": list(spec.labels), "embedding_dim": embedding_dim, "n_train_series": train_table.num_rows,
             "n_valid_slices": n_valid_slices, "metadata": metadata}
     params = {**config_to_dict(cfg), "n_train_series": train_table.num_rows, "n_valid_series": valid_table.num_rows,
               "n_valid": n_valid_slices, "embedding_dim": embedding_dim, "slice_arch": spec.arch}
     tags = {**tracking_tags(cfg.data, cluster_size=nodes, arch=cfg.arch, task="study"),
-            "slice_model": cfg.slice_model} if cfg.track else {}
-    log.info("train-study %s: %d train / %d held-out series (%d held-out slices), embeddings %d-d from %s",
-             cfg.arch, train_table.num_rows, valid_table.num_rows, n_valid_slices, embedding_dim, cfg.slice_model)
+            "slice_model": cfg.slice_model, "features": cfg.features,
+            **({"oof_models": ",".join(cfg.oof_models)} if cfg.oof_models else {})} if cfg.track else {}
+    log.info("train-study %s: %d train / %d held-out series (%d held-out slices), %d-d %s from %s%s", cfg.arch,
+             train_table.num_rows, valid_table.num_rows, n_valid_slices, embedding_dim, cfg.features, cfg.slice_model,
+             f" (training patients: out of fold, {len(cfg.oof_models)} models)" if cfg.oof_models else " (in-sample)")
     import ray.data
 
     trainer = TorchTrainer(

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from ich_ray.models.sequence import create_sequence_model
 from ich_ray.study.config import StudyConfig
+from ich_ray.study.loading import build_sequence_model
 from ich_ray.study.series import series_collate
 from ich_ray.train.amp import AmpStepper
 from ich_ray.train.loop import predict, train_epoch
@@ -38,8 +38,8 @@ def study_worker(config: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     torch.manual_seed(cfg.seed)
-    model = create_sequence_model(cfg.arch, plan["embedding_dim"], len(labels), hidden=cfg.hidden,
-                                  dropout=cfg.dropout).to(device)
+    model = build_sequence_model(cfg.arch, plan["embedding_dim"], labels, cfg.hidden, cfg.dropout,
+                                 cfg.features).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = OneCycle(optimizer, cfg.lr, cfg.epochs * steps_per_epoch(plan["n_train_series"], world, cfg.batch_size),
                          cfg.pct_start)

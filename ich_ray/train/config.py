@@ -53,6 +53,10 @@ class TrainConfig:
     seed: int = 0
     split: str = "patient"  # patient | random (the paper's 20% of slices)
     valid_fraction: float = 0.2
+    # An out-of-fold model for `ich-ray train-study`: train without the training patients of fold `fold` of
+    # `folds` (`data.splits.patient_folds`); validation stays the same held-out patients.
+    fold: int | None = None
+    folds: int = 2
     track: bool = True
     tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<data>/mlflow.db
     experiment: str | None = None
@@ -93,7 +97,8 @@ class TrainConfig:
             freeze_epochs=self.body_frozen_epochs,
             cpus_per_worker=self.cpus_per_worker or (None if self.use_gpu else 0.5),
             experiment=self.experiment or EXPERIMENTS[self.task],
-            run_name=self.run_name or f"{self.arch}-{self.task}" + ("-positives" if self.positives_only else ""),
+            run_name=self.run_name or (f"{self.arch}-{self.task}" + ("-positives" if self.positives_only else "")
+                                       + (f"-fold{self.fold}of{self.folds}" if self.fold is not None else "")),
             storage_path=str(Path(self.storage_path or root / "runs").resolve()),
         )
 
@@ -109,6 +114,11 @@ class TrainConfig:
         if self.split not in SPLIT_MODES:
             raise ValueError(f"unknown split {self.split!r}; valid splits: {', '.join(SPLIT_MODES)}")
         check_cache_mode(self.cache)
+        if self.fold is not None:
+            if self.split != "patient":
+                raise ValueError(f"fold={self.fold} needs split=patient (folds are sets of patients), got {self.split!r}")
+            if self.folds < 2 or not 0 <= self.fold < self.folds:
+                raise ValueError(f"fold must be in [0, folds) with folds >= 2, got fold={self.fold} folds={self.folds}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         for name in ("epochs", "batch_size", "workers", "shuffle_buffer"):

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ich_ray.data.io import parquet_files
-from ich_ray.data.splits import check_split, make_split
+from ich_ray.data.splits import check_split, make_split, patient_folds
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice
 from ich_ray.labels import ID_COLUMNS, label_column
 
@@ -64,6 +64,9 @@ class DataPlan:
     stored_size: int
     n_train: int
     n_valid: int
+    # patients of the training split left out of training (an out-of-fold model's own fold)
+    excluded_keys: tuple[str, ...] = ()
+    fold: dict | None = None  # {"fold", "folds", "seed", "valid_fraction"} of an out-of-fold model
 
 
 def _read_index(files: list[Path], labels: tuple[str, ...]) -> pl.DataFrame:
@@ -83,8 +86,9 @@ def _single(index: pl.DataFrame, column: str):
 
 
 def plan_data(root: str | Path, labels: tuple[str, ...], split: str, valid_fraction: float, seed: int,
-              positives_only: bool = False) -> DataPlan:
-    """Read the index, drop unlabelled rows, split, and check both splits (empty / single-class -> error)."""
+              positives_only: bool = False, fold: int | None = None, folds: int = 2) -> DataPlan:
+    """Read the index, drop unlabelled rows, split, and check both splits (empty / single-class -> error).
+    With `fold`, the training patients of that fold (`patient_folds`) are left out of training."""
     files = image_files(root)
     index = _read_index(files, labels)
     label_cols = [label_column(n) for n in labels]
@@ -98,6 +102,17 @@ def plan_data(root: str | Path, labels: tuple[str, ...], split: str, valid_fract
     if usable.height == 0:
         raise ValueError(f"no usable labelled slices in {Path(root) / 'images'} (labels {', '.join(labels)})")
     is_valid = make_split(usable["patient_id"].to_numpy(), split, valid_fraction, seed)
+    excluded: tuple[str, ...] = ()
+    if fold is not None:
+        # folds over the labelled rows' patients, as train-study assigns them (before positives_only)
+        labelled = index.drop_nulls(label_cols)
+        in_fold = patient_folds(labelled["patient_id"].to_numpy(),
+                                make_split(labelled["patient_id"].to_numpy(), split, valid_fraction, seed), folds,
+                                seed) == fold
+        excluded = tuple(sorted(set(labelled.filter(pl.Series(in_fold))["patient_id"].to_list())))
+        keep = ~usable["patient_id"].is_in(excluded).to_numpy()
+        usable, is_valid = usable.filter(pl.Series(keep)), is_valid[keep]
+        log.info("out-of-fold model: fold %d of %d leaves %d training patients out", fold, folds, len(excluded))
     check_split(usable.select(label_cols).to_numpy(), is_valid, labels)
     key = "patient_id" if split == "patient" else "sop_instance_uid"
     height, width = _single(usable, "height"), _single(usable, "width")
@@ -114,6 +129,8 @@ def plan_data(root: str | Path, labels: tuple[str, ...], split: str, valid_fract
         stored_size=int(height),
         n_train=int((~is_valid).sum()),
         n_valid=int(is_valid.sum()),
+        excluded_keys=excluded,
+        fold=None if fold is None else {"fold": fold, "folds": folds, "seed": seed, "valid_fraction": valid_fraction},
     )
 
 
@@ -121,6 +138,9 @@ def select_rows(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.Table:
     """The rows of `batch` in the requested split, labelled (and bleed-positive when asked)."""
     in_valid = pc.is_in(batch[plan.split_key], value_set=pa.array(plan.valid_keys, type=pa.string()))
     mask = in_valid if valid else pc.invert(in_valid)
+    if plan.excluded_keys and not valid:
+        out_of_fold = pc.is_in(batch["patient_id"], value_set=pa.array(plan.excluded_keys, type=pa.string()))
+        mask = pc.and_(mask, pc.invert(out_of_fold))
     for name in plan.labels:
         mask = pc.and_(mask, pc.is_valid(batch[label_column(name)]))
     if plan.positives_only:

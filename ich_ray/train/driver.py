@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, DataPlan]:
     """Resolve the config and plan the data; every input check happens here, before Ray starts work."""
     cfg = cfg.resolved()
-    plan = plan_data(cfg.data, cfg.labels, cfg.split, cfg.valid_fraction, cfg.seed, cfg.positives_only)
+    plan = plan_data(cfg.data, cfg.labels, cfg.split, cfg.valid_fraction, cfg.seed, cfg.positives_only, cfg.fold,
+                     cfg.folds)
     cfg = fit_sizes(cfg, plan.stored_size)
     if cfg.track:
         from ich_ray.tracking.uri import check_tracking_uri

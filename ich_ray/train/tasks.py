@@ -54,12 +54,12 @@ class SliceTask:
 
 @dataclass
 class SequenceTask:
-    """A whole series in, one row of logits per slice out: `embedding` float [B, T, D] with `mask` bool
+    """A whole series in, one row of logits per slice out: `features` float [B, T, D] with `mask` bool
     [B, T] (False on padding) -> the sequence model -> [B, T, L]; padded positions are dropped, so the
     loss, metrics and gathered predictions count each real slice once."""
 
     def inputs(self, batch, train: bool):
-        return batch["embedding"].float(), batch["mask"]
+        return batch["features"].float(), batch["mask"]
 
     def outputs(self, batch, output):
         mask = batch["mask"]

@@ -162,7 +162,7 @@ def train_worker(config: dict) -> None:
             history.append({"epoch": epoch, "size": size, **metrics})
             tracker.log_metrics(metrics, step=epoch)
             metadata = model_metadata(cfg.arch, cfg.task, plan.labels, plan.recipe_json, plan.in_channels, size,
-                                      parts.mean, parts.std)
+                                      parts.mean, parts.std, plan.fold)
             report_epoch(epoch, history, metadata, metrics, rank, _states(parts) if rank == 0 else {})
             log.info("epoch %d size %d: %s", epoch, size, {k: round(v, 4) for k, v in metrics.items()})
         if rank == 0 and history and start < cfg.epochs:

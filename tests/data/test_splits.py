@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ich_ray.data.splits import check_split, make_split, split_by_patient, split_random
+from ich_ray.data.splits import check_split, make_split, patient_folds, split_by_patient, split_random
 
 
 def test_patient_split_never_shares_a_patient_and_is_seeded():
@@ -46,3 +46,20 @@ def test_empty_or_single_class_split_is_refused():
         check_split(targets, np.zeros(4, dtype=bool), ["any"])
     two_labels = np.array([[0, 0], [0, 1], [0, 0], [0, 1]])  # one informative label is enough
     check_split(two_labels, np.array([False, False, True, True]), ["epidural", "any"])
+
+
+def test_patient_folds_cover_the_training_patients_once_and_are_seeded():
+    ids = np.array([f"P{i // 3}" for i in range(30)], dtype=object)  # 10 patients, 3 rows each
+    is_valid = split_by_patient(ids, 0.2, seed=0)
+    folds = patient_folds(ids, is_valid, 3, seed=0)
+    assert (folds[is_valid] == -1).all() and set(folds[~is_valid].tolist()) == {0, 1, 2}
+    for patient in set(ids.tolist()):  # a patient's rows share one fold
+        assert len(set(folds[ids == patient].tolist())) == 1
+    per_fold = [len(set(ids[folds == k].tolist())) for k in range(3)]
+    assert sorted(per_fold) == [2, 3, 3]  # 8 training patients, as even as possible
+    np.testing.assert_array_equal(folds, patient_folds(ids, is_valid, 3, seed=0))
+    assert not np.array_equal(folds, patient_folds(ids, is_valid, 3, seed=1))
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        patient_folds(ids, is_valid, 1)
+    with pytest.raises(ValueError, match="at least 9 training patients, got 8"):
+        patient_folds(ids, is_valid, 9)

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ich_ray.study.features import with_study_inputs
 from ich_ray.study.series import pad_series, series_rows, split_series, valid_patients
 from ich_ray.train.data import uid_hash
 
@@ -17,14 +18,15 @@ def _embeddings(patients=5, slices=4, dim=3):
             rows.append({"patient_id": f"P{p}", "study_instance_uid": f"st{p}", "series_instance_uid": f"se{p}",
                          "sop_instance_uid": f"{p}.{s}", "slice_index": s, "label_any": int(s == 1),
                          "embedding": [float(p), float(s), 0.5][:dim]})
-    return pl.DataFrame(rows).with_columns(pl.col("embedding").cast(pl.Array(pl.Float32, dim)))
+    table = pl.DataFrame(rows).with_columns(pl.col("embedding").cast(pl.Array(pl.Float32, dim)))
+    return with_study_inputs(table, "embedding", ("any",))
 
 
 def test_series_rows_are_in_slice_order_with_every_slice_id():
     series = series_rows(_embeddings(), ("any",))
     assert series.height == 5 and series["length"].to_list() == [4] * 5
     first = series.filter(pl.col("series_instance_uid") == "se2").row(0, named=True)
-    emb = np.asarray(first["embedding"]).reshape(4, 3)
+    emb = np.asarray(first["features"]).reshape(4, 3)
     assert emb[:, 1].tolist() == [0, 1, 2, 3] and (emb[:, 0] == 2).all()
     assert first["labels"] == [0.0, 1.0, 0.0, 0.0]
     assert first["uid_hash"] == uid_hash([f"2.{s}" for s in range(4)]).tolist()
@@ -40,12 +42,12 @@ def test_split_holds_out_whole_patients_as_the_slice_split_does():
 
 
 def test_pad_series_masks_the_padding():
-    rows = {"length": np.array([2, 3]), "embedding": np.array([np.arange(4.0), np.arange(6.0)], dtype=object),
+    rows = {"length": np.array([2, 3]), "features": np.array([np.arange(4.0), np.arange(6.0)], dtype=object),
             "labels": np.array([np.array([1.0, 0.0]), np.array([0.0, 0.0, 1.0])], dtype=object),
             **{k: np.array([np.array([1, 2]), np.array([3, 4, 5])], dtype=object)
                for k in ("uid_hash", "study_hash", "patient_hash")}}
     batch = pad_series(rows, embedding_dim=2, num_labels=1)
-    assert batch["embedding"].shape == (2, 3, 2) and batch["mask"].tolist() == [[True, True, False], [True] * 3]
+    assert batch["features"].shape == (2, 3, 2) and batch["mask"].tolist() == [[True, True, False], [True] * 3]
     assert batch["labels"][0, :, 0].tolist() == [1.0, 0.0, 0.0] and batch["uid_hash"][1].tolist() == [3, 4, 5]
     with pytest.raises(ValueError):
         pad_series({**rows, "length": np.array([3, 3])}, embedding_dim=2, num_labels=1)

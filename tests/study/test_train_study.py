@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def slice_model(tmp_path_factory, ray_session):
     work = tmp_path_factory.mktemp("study")
     root, uri = work / "root", f"sqlite:///{work / 'mlflow.db'}"
-    for argv in (["synth", "--out", str(work / "synth"), "--patients", "4", "--size", "64", "--seed", "3"],
+    for argv in (["synth", "--out", str(work / "synth"), "--patients", "6", "--size", "64", "--seed", "3"],
                  ["metadata", "--input", str(work / "synth" / "dicom"), "--labels", str(work / "synth" / "labels.csv"),
                   "--out", str(root)],
                  ["clean", "--data", str(root), "--size", "64"],
@@ -87,3 +87,39 @@ def test_predict_with_the_study_model_and_labels_keeps_blank_slices_out_of_the_t
     assert {"auc_any", "logloss_weighted"} <= set(metrics["slice"]) and "auc_any" in metrics["study"]
     summary = (out / "summary.md").read_text()
     assert "study model: `models:/ich-study-test/latest`" in summary and "Against the labels" in summary
+
+
+@pytest.mark.timeout(900)
+def test_out_of_fold_models_give_the_training_logits_and_predict_refines_them(slice_model, tmp_path):
+    """Two fold models (each trained without one fold of the training patients) provide the study model's
+    training features; it reads logits, so predict feeds it the slice model's own probabilities."""
+    from mlflow import MlflowClient
+
+    root, uri = slice_model
+    for fold in range(2):
+        assert main(["train", "--data", str(root), "--arch", "resnet18", "--task", "multilabel", "--epochs", "1",
+                     "--workers", "1", "--tracking-uri", uri, "--register-as", f"ich-slice-fold{fold}",
+                     "--set", "valid_fraction=0.25", "--set", "batch_size=16", "--set", f"fold={fold}"]) == 0
+    client = MlflowClient(uri)
+    runs = {r.data.tags.get("mlflow.runName"): r for r in client.search_runs(
+        [client.get_experiment_by_name("ich-ray/multilabel").experiment_id])}
+    n_train = {name: int(run.data.params["n_train"]) for name, run in runs.items()}
+    full = n_train["resnet18-multilabel"]
+    assert n_train["resnet18-multilabel-fold0of2"] + n_train["resnet18-multilabel-fold1of2"] == full
+
+    assert main(["train-study", "--data", str(root), "--slice-model", "models:/ich-slice-test/latest",
+                 "--oof-models", "models:/ich-slice-fold0/latest", "models:/ich-slice-fold1/latest",
+                 "--epochs", "2", "--workers", "1", "--tracking-uri", uri, "--register-as", "ich-study-oof",
+                 "--run-name", "study-oof", "--set", "valid_fraction=0.25"]) == 0
+    (run,) = client.search_runs([client.get_experiment_by_name("ich-ray/study").experiment_id],
+                                "tags.mlflow.runName = 'study-oof'")
+    assert run.data.tags["features"] == "logits" and run.data.params["embedding_dim"] == "6"
+    assert run.data.tags["oof_models"] == "models:/ich-slice-fold0/latest,models:/ich-slice-fold1/latest"
+
+    out = tmp_path / "predict"
+    assert main(["predict", "--model", "models:/ich-slice-test/latest", "--study-model", "models:/ich-study-oof/latest",
+                 "--input", str(root.parent / "synth" / "dicom"), "--out", str(out), "--tracking-uri", uri]) == 0
+    predictions = pl.read_parquet(out / "predictions.parquet")
+    kept = predictions.filter(~pl.col("blank"))
+    assert kept.height > 0 and kept["prob_any"].is_between(0, 1).all()
+    assert (predictions.filter(pl.col("blank"))["prob_any"] == 0.001).all()

@@ -85,3 +85,18 @@ def test_cached_and_streaming_datasets_hold_the_same_decoded_rows(ray_session, i
         assert len(a) == len(b) == count and a.keys() == b.keys()
         some = next(iter(a))
         assert np.array_equal(a[some]["image"], b[some]["image"]) and a[some]["image"].shape == (3, 64, 64)
+
+
+def test_an_out_of_fold_plan_leaves_its_fold_out_of_training_only(images_root):
+    full = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
+    table = pq.read_table(sorted((images_root / "images").glob("*.parquet")))
+    left_out = []
+    for fold in range(3):  # 3 training patients, one per fold
+        plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0, fold=fold, folds=3)
+        assert plan.valid_keys == full.valid_keys and plan.n_valid == full.n_valid
+        assert len(plan.excluded_keys) == 1 and plan.n_train == full.n_train - 12
+        assert plan.fold == {"fold": fold, "folds": 3, "seed": 0, "valid_fraction": 0.25}
+        trained = set(select_rows(table, plan, valid=False)["patient_id"].to_pylist())
+        assert not trained & set(plan.excluded_keys) and not trained & set(plan.valid_keys)
+        left_out += plan.excluded_keys
+    assert sorted(left_out) == sorted(set(table["patient_id"].to_pylist()) - set(full.valid_keys))

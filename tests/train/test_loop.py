@@ -66,7 +66,7 @@ def test_the_same_loops_train_a_sequence_model_on_padded_series():
         emb[b, :n] = torch.from_numpy(rng.normal(size=(n, 4))).float()
         labels[b, :n, 0] = (emb[b, :n, 0] > 0).float()
     ids = torch.arange(32, dtype=torch.int64).reshape(4, 8)
-    batches = [{"embedding": emb, "mask": mask, "labels": labels, "uid_hash": ids,
+    batches = [{"features": emb, "mask": mask, "labels": labels, "uid_hash": ids,
                 "study_hash": torch.arange(4).repeat_interleave(8).reshape(4, 8)}]
     model = create_sequence_model("cnn1d", 4, 1, hidden=16)
     criterion, stepper, task = make_criterion(("any",)), AmpStepper("cpu"), SequenceTask()
