@@ -2,7 +2,7 @@
 
 Both read every file of a synthetic set, order slices within series, prepare them with the clean recipe
 and run the same randomly initialised model. The naive loop reads each file once and predicts one slice at
-a time; the pipeline is `read_headers` + `predict_slices` (Ray Data, actor pool, batches) on an already
+a time; the pipeline is `predict_files` (Ray Data, actor pool, batches) on an already
 started local Ray (Ray's start-up is excluded; actor start-up is included).
 
     .venv/bin/python bench/predict.py [--patients 16] [--size 128] [--cpus 2] [--repeat 2]
@@ -51,9 +51,9 @@ def naive(paths: list[str], spec, state) -> int:
 
 
 def pipeline(paths: list[str], spec, state, cpus: int) -> int:
-    from ich_ray.predict.inference import predict_slices, read_headers
+    from ich_ray.predict.inference import predict_files
 
-    return predict_slices(read_headers(paths), spec, state, batch_size=32, actors=cpus).height
+    return predict_files(paths, spec, state, batch_size=32, actors=cpus)[1].height
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from ich_ray.labels import LABELS
 from ich_ray.models.loading import ModelSpec, build_model, load_model
 from ich_ray.predict.evaluate import evaluate, write_metrics
 from ich_ray.predict.heatmap import study_panels, write_study_heatmap
-from ich_ray.predict.inference import predict_slices, read_headers
+from ich_ray.predict.inference import predict_files
 from ich_ray.predict.report import write_summary
 from ich_ray.predict.schema import FAILURE_SCHEMA, PREDICTION_SCHEMA
 from ich_ray.predict.slices import SliceLoader
@@ -113,9 +113,9 @@ def run_predict(cfg: PredictConfig) -> PredictSummary:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     init_ray(cfg.address)
-    ordered = read_headers(listing["path"].to_list())
     embeddings = study is not None and study[0].features == "embedding"
-    results = predict_slices(ordered, spec, state, cfg.batch_size, cfg.actors, embeddings=embeddings)
+    ordered, results = predict_files(listing["path"].to_list(), spec, state, cfg.batch_size, cfg.actors,
+                                     embeddings=embeddings)
     predictions, failures = _predictions(ordered, results), _failures(ordered, results)
     if study is not None:
         rows = results.filter(pl.col("embedding").is_not_null()).select("path", "embedding") if embeddings else None

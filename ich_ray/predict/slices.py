@@ -31,19 +31,22 @@ HEADER_SCHEMA = {
 }
 
 
+def header_row(path: str, source: str | bytes | None = None) -> dict:
+    """One HEADER_SCHEMA row: `ok` with the header record, or `failed` with the reason. `source`: the file's
+    bytes when the caller has already read them (default: read `path`)."""
+    try:
+        record = header_record(read_dicom(path if source is None else source, path, pixels=False), path)
+        if record["series_instance_uid"] is None:  # slices are ordered (and given context) per series
+            raise MissingElementError(path, "SeriesInstanceUID (0020,000E)", None, "predict orders slices by series")
+        return {"path": path, "status": "ok", **record}
+    except Exception as exc:  # one odd file never stops the job: it becomes a failure row
+        error_type, error = failure_fields(exc)
+        return {"path": path, "status": "failed", "error_type": error_type, "error": error}
+
+
 def header_rows(paths: Sequence[str]) -> pl.DataFrame:
-    """One HEADER_SCHEMA row per path: `ok` with the header record, or `failed` with the reason."""
-    rows = []
-    for path in paths:
-        try:
-            record = header_record(read_dicom(path, pixels=False), path)
-            if record["series_instance_uid"] is None:  # slices are ordered (and given context) per series
-                raise MissingElementError(path, "SeriesInstanceUID (0020,000E)", None, "predict orders slices by series")
-            rows.append({"path": path, "status": "ok", **record})
-        except Exception as exc:  # one odd file never stops the job: it becomes a failure row
-            error_type, error = failure_fields(exc)
-            rows.append({"path": path, "status": "failed", "error_type": error_type, "error": error})
-    return pl.DataFrame(rows, schema=HEADER_SCHEMA)
+    """One HEADER_SCHEMA row per path (`header_row`)."""
+    return pl.DataFrame([header_row(path) for path in paths], schema=HEADER_SCHEMA)
 
 
 def order_slices(headers: pl.DataFrame) -> pl.DataFrame:
@@ -62,19 +65,27 @@ def order_slices(headers: pl.DataFrame) -> pl.DataFrame:
 
 
 class SliceLoader:
-    """Prepares slices for one recipe; HU reads are cached for one batch (neighbours are shared)."""
+    """Prepares slices for one recipe; HU reads are cached for one batch (neighbours are shared).
+
+    `hold` hands over a file's bytes already read (the header pass of `inference.FilePredictor`), so the
+    pixels are decoded from them instead of reading the file again."""
 
     def __init__(self, recipe: CleanRecipe):
         self.recipe = recipe
         self._cache: dict[str, tuple[np.ndarray, float] | Exception] = {}
+        self._held: dict[str, bytes] = {}
 
     def clear(self) -> None:
         self._cache.clear()
+        self._held.clear()
+
+    def hold(self, path: str, data: bytes) -> None:
+        self._held[path] = data
 
     def _read(self, path: str) -> tuple[np.ndarray, float]:
         if path not in self._cache:
             try:
-                self._cache[path] = read_hu_window(path, path)
+                self._cache[path] = read_hu_window(self._held.pop(path, path), path)
             except Exception as exc:  # cached so a bad neighbour is read once; re-raised to the caller
                 self._cache[path] = exc
         value = self._cache[path]
