@@ -2,7 +2,7 @@
 
 Prints, as its last line::
 
-    metadata_per_core_vs_bare=X clean_vs_naive=Y clean_2w_vs_1w=Z rss_10x_ratio=W
+    metadata_per_core_vs_bare=X clean_vs_naive=Y clean_2w_vs_1w=Z rss_10x_ratio=W metadata_e2e_vs_bare_loop=V
 
 - metadata_per_core_vs_bare: our metadata stage's files/s per Ray CPU over a bare single-process
   `pydicom.dcmread` + `pixel_array` loop over the same files (goal >= 0.85);
@@ -11,7 +11,14 @@ Prints, as its last line::
 - clean_2w_vs_1w: our clean stage on 2 CPUs over 1 CPU (goal >= 1.7);
 - rss_10x_ratio: peak memory of the whole process tree (driver, raylet, Ray workers: the sum of their
   proportional set sizes, so shared memory counts once) for metadata + clean over 10x the files, over 1x
-  (goal <= 1.3).
+  (goal <= 1.3);
+- metadata_e2e_vs_bare_loop: the `ich-ray metadata` command end to end (a subprocess of the CLI: Python
+  start-up, imports, listing, Ray start, parse, publish) on >= 10,000 files, over the bare single-process
+  loop on the same files (goal >= 1.5). The files are hard links of the 10x set in `--e2e-copies` folders:
+  their SOP/series UIDs repeat, which the metadata table accepts (one row per file; `clean` later drops
+  the repeats as `duplicate_sop`). The CLI uses every CPU of the machine (Ray's default): run it on a
+  2-CPU machine for the 2-CPU figure (the line before the last says how many CPUs it had). Best of
+  `--e2e-repeat` interleaved rounds (bare, command, bare, command).
 
 Before it, a `decoders ...:` log line gives slices/s of each pixel decoder on one 512 px slice re-encoded in
 memory (RLE: pydicom's numpy decoder and pylibjpeg-rle; JPEG 2000: pylibjpeg-openjpeg and GDCM), best of 3
@@ -24,7 +31,10 @@ clean, clean on 2 CPUs and clean limited to 1 CPU, `--repeat` times interleaved,
 side by side compare. The baselines run under the same malloc settings as the Ray workers. Peak memory
 comes from two more subprocesses (1x and 10x), each with a fresh Ray.
 
-    python bench/preprocess.py [--patients 4] [--scale 10] [--repeat 3] [--work DIR]
+    python bench/preprocess.py [--patients 4] [--scale 10] [--repeat 3] [--e2e-copies 10] [--work DIR]
+
+On a 2-core VM it runs for ~10 minutes, most of it generating the data (~1,150 synthetic slices) and the
+timed child; the end-to-end rounds take ~1 minute.
 """
 
 from __future__ import annotations
@@ -235,6 +245,44 @@ def decoder_rates(path: str, seconds: float = 0.3, repeat: int = 3) -> dict[str,
     return best
 
 
+def linked_copies(source: Path, dest: Path, copies: int) -> Path:
+    """`copies` folders of hard links to every file under `source` (the end-to-end input), made once."""
+    if not dest.is_dir():
+        staging = dest.with_name(dest.name + ".partial")
+        for i in range(copies):
+            for path in sorted(source.rglob("*")):
+                target = staging / f"copy-{i:02d}" / path.relative_to(source)
+                if path.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(path, target)
+        staging.rename(dest)
+    return dest
+
+
+def metadata_end_to_end(input_dir: Path, root: Path, repeat: int, cache: Path) -> dict:
+    """Seconds of the bare loop (in this process) and of the `ich-ray metadata` command (a subprocess),
+    best of `repeat` interleaved rounds, on the files under `input_dir`."""
+    from ich_ray.data.io import list_inputs
+
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    paths = list_inputs(input_dir)["path"].to_list()
+    command = [sys.executable, "-m", "ich_ray.cli.main", "metadata", "--input", str(input_dir), "--out", str(root)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    bare, cli = [], []
+    for _ in range(repeat):
+        bare.append(timed(bare_loop, paths))
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cli.append(time.perf_counter() - start)
+        print(f"end to end on {len(paths)} files: bare {bare[-1]:.1f} s, ich-ray metadata {cli[-1]:.1f} s", flush=True)
+    result = {"files": len(paths), "bare": min(bare), "cli": min(cli), "cpus": os.cpu_count()}
+    cache.write_text(json.dumps(result))
+    return result
+
+
 def generate(work: Path, patients: int, scale: int) -> tuple[Path, Path]:
     from ich_ray.synthetic.generate import generate_dataset
 
@@ -267,6 +315,8 @@ def main() -> None:
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (best counts)")
+    parser.add_argument("--e2e-copies", type=int, default=10, help="hard-linked copies of the 10x set, end to end")
+    parser.add_argument("--e2e-repeat", type=int, default=2, help="end-to-end rounds (best counts)")
     ns = parser.parse_args()
     same_allocator_as_workers()
     if ns.child:
@@ -293,9 +343,14 @@ def main() -> None:
     print(f"peak tree PSS: {rss_small / 2**20:.0f} MiB (1x), {rss_large / 2**20:.0f} MiB ({ns.scale}x)")
     rates = decoder_rates(first_native_slice(paths))
     print("decoders (512 px slice, 1 process): " + " ".join(f"{k}={v:.0f}" for k, v in rates.items()))
+    e2e_input = linked_copies(large, work / f"e2e-{ns.e2e_copies}x", ns.e2e_copies)
+    e2e = metadata_end_to_end(e2e_input, work / "root-e2e", ns.e2e_repeat, work / "e2e.json")
+    print(f"ich-ray metadata end to end, {e2e['cpus']} CPUs: {e2e['files'] / e2e['cli']:.1f} files/s; bare loop "
+          f"{e2e['files'] / e2e['bare']:.1f} files/s (1 process), {e2e['files']} files")
     print(
         f"metadata_per_core_vs_bare={meta_rate / 2 / bare:.2f} clean_vs_naive={clean2 / naive:.2f} "
-        f"clean_2w_vs_1w={clean2 / clean1:.2f} rss_10x_ratio={rss_large / rss_small:.2f}"
+        f"clean_2w_vs_1w={clean2 / clean1:.2f} rss_10x_ratio={rss_large / rss_small:.2f} "
+        f"metadata_e2e_vs_bare_loop={e2e['bare'] / e2e['cli']:.2f}"
     )
 
 

@@ -58,9 +58,10 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 _RECORD_FIELDS = (*HEADER_FIELDS, *STAT_FIELDS, "pxrepr_fixed", "warning")
-# Files per task: a task's fixed cost (scheduling, one Parquet write) is ~0.1-0.2 s on a small machine, and a
-# 512 x 512 slice parses in ~1.5 ms, so 256 files keep that overhead near 20%.
-FILES_PER_BATCH = 256
+# Files per task, at most: a task's fixed cost (scheduling, one Parquet write) is ~0.1-0.2 s on a small
+# machine, and a 512 x 512 slice reads in ~1-2 ms, so 2,048 files (2-4 s of work) make it a few percent.
+# A task holds one file's bytes at a time and ~1 KB of row per file, so its size costs no memory.
+FILES_PER_BATCH = 2048
 
 
 @dataclass
@@ -115,11 +116,12 @@ def parse_files(paths: list[str], dest: Path, batch_size: int = FILES_PER_BATCH,
     if not paths:
         return {}
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    # One block of paths per task (at least 2 per CPU, at most `batch_size` files), and map_batches without
-    # its own batch size, so Ray fuses parse -> write into one task: the file bytes never leave the worker
-    # that reads them. (`read_binary_files` would ship them through Arrow blocks and fetch every file's
-    # size on the driver first; map_batches with a batch_size would stop the fusion.)
-    n_blocks = min(len(paths), max(2 * cpus, -(-len(paths) // batch_size)))
+    # One block of paths per task: at most `batch_size` files, at least 2 blocks per CPU, and a multiple of
+    # the CPU count, so the last round of tasks keeps every CPU busy. map_batches has no batch size of its
+    # own, so Ray fuses parse -> write into one task: the file bytes never leave the worker that reads them.
+    # (`read_binary_files` would ship them through Arrow blocks and fetch every file's size on the driver
+    # first; map_batches with a batch_size would stop the fusion.)
+    n_blocks = min(len(paths), cpus * max(2, -(-len(paths) // (cpus * batch_size))))
     per_block = -(-len(paths) // n_blocks)
     blocks = [ray.put(pa.table({"path": paths[i : i + per_block]})) for i in range(0, len(paths), per_block)]
     with fused_stage_context():

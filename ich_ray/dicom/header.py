@@ -19,6 +19,7 @@ from typing import Any
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ _SPEC: dict[str, tuple[type, int, str, int]] = {
 }
 
 HEADER_FIELDS: dict[str, type] = {name: spec[0] for name, spec in _SPEC.items()}
+# As pydicom's own tag type, which its lookups take as is (an int goes through `pydicom.tag.Tag` first):
+# these lookups run ~60 times per file in the metadata stage (the record, the checks, the rescale).
+_SPEC = {name: (py_type, BaseTag(tag), kind, index) for name, (py_type, tag, kind, index) in _SPEC.items()}
 
 _FAST_VRS = {"text": {"UI", "CS", "LO", "SH"}, "number": {"DS", "IS"}, "ushort": {"US"}}
 
@@ -103,9 +107,9 @@ def tag_value(ds: Dataset, name: str, path: str = "") -> Any:
     """One `HEADER_FIELDS` column from `ds` (or its file meta), None when absent or unparseable."""
     py_type, tag, kind, index = _SPEC[name]
     source = getattr(ds, "file_meta", None) if tag >> 16 == 0x0002 else ds
-    if source is None or tag not in source:
+    elem = None if source is None else source.get_item(tag)  # None when absent
+    if elem is None:
         return None
-    elem = source.get_item(tag)
     try:
         if isinstance(elem, RawDataElement):
             handled, value = _from_raw(elem, kind, index)

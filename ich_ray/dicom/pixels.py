@@ -12,7 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder, pixel_array
-from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGExtended12Bit, RLELossless
+from pydicom.uid import (
+    JPEG2000,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGExtended12Bit,
+    RLELossless,
+)
 
 from ich_ray.dicom.checks import check_hu_range, check_image_header, stored_range_hu
 from ich_ray.dicom.errors import TruncatedFileError, UnsupportedImageError, UnsupportedTransferSyntaxError
@@ -27,6 +34,9 @@ FIX_INTERCEPT = -1000.0
 # (bench/preprocess.py) pylibjpeg-openjpeg decodes JPEG 2000 ~1.5x faster than GDCM, and pylibjpeg-rle RLE ~5x
 # faster than pydicom's numpy decoder: use those when installed, else pydicom's order.
 PREFERRED_PLUGINS = {RLELossless: "pylibjpeg", JPEG2000Lossless: "pylibjpeg", JPEG2000: "pylibjpeg"}
+# Uncompressed little-endian pixel data is read in place (`native_stored`), without pydicom's decoder.
+NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+_PIXEL_DATA = 0x7FE00010
 
 
 def needs_pxrepr_fix(ds: Dataset) -> bool:
@@ -66,9 +76,43 @@ def stored_pixels(ds: Dataset, path: str) -> StoredPixels:
     Raises what `checks.check_image_header`, `decode_stored` and `checks.check_hu_range` raise.
     """
     warnings = check_image_header(ds, path)  # before decoding: a corrupt matrix must not reach the decoder
-    pixels = _rescaled(ds, decode_stored(ds, path), path, warnings)
+    stored = native_stored(ds)
+    pixels = _rescaled(ds, decode_stored(ds, path) if stored is None else stored, path, warnings)
     check_hu_range(*stored_range_hu(pixels.values, pixels.slope, pixels.intercept), path)
     return pixels
+
+
+def native_stored(ds: Dataset) -> np.ndarray | None:
+    """The stored values of uncompressed little-endian 8- or 16-bit pixel data, exactly as pydicom's native
+    decoder gives them, but as a read-only view on the bytes pydicom read: no decode, no copy (a decode
+    copied the 512 KB of a slice, as long as the rest of the metadata stage's work on it). None for any
+    other encoding (`decode_stored` handles those). Call after `check_image_header`, which checked that the
+    pixel data holds Rows x Columns values of BitsAllocated bits.
+    """
+    tsyntax = ds.file_meta.get("TransferSyntaxUID")
+    bits = tag_value(ds, "bits_allocated")
+    if tsyntax not in NATIVE_LITTLE_ENDIAN or bits not in (8, 16):
+        return None
+    data = ds.get_item(_PIXEL_DATA).value
+    if not isinstance(data, bytes):
+        return None
+    signed = tag_value(ds, "pixel_representation") == 1
+    shape = (tag_value(ds, "rows"), tag_value(ds, "columns"))
+    values = np.frombuffer(data, dtype=f"<{'i' if signed else 'u'}{bits // 8}", count=shape[0] * shape[1])
+    values = values.reshape(shape)
+    stored_bits = tag_value(ds, "bits_stored")
+    if stored_bits < bits and _uses_unused_bits(values, stored_bits, signed):
+        # pydicom's correction: drop the unused high bits (sign-extending signed values). It changes no
+        # value that fits BitsStored, so it is only paid when some value does not.
+        values = values.copy()
+        np.left_shift(values, bits - stored_bits, out=values)
+        np.right_shift(values, bits - stored_bits, out=values)
+    return values
+
+
+def _uses_unused_bits(values: np.ndarray, stored_bits: int, signed: bool) -> bool:
+    low, high = (-(1 << (stored_bits - 1)), (1 << (stored_bits - 1)) - 1) if signed else (0, (1 << stored_bits) - 1)
+    return int(values.min()) < low or int(values.max()) > high
 
 
 def _rescaled(ds: Dataset, stored: np.ndarray, path: str, warnings: tuple[str, ...]) -> StoredPixels:

@@ -45,6 +45,15 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
     FileNotFoundError.
     """
     name = _display_name(source, path)
+    ds = _load(source, name, pixels)[0]
+    if pixels:
+        check_image_header(ds, name)  # one greyscale frame, a bounded matrix, a pixel data length that fits it
+    return ds
+
+
+def _load(source: str | Path | bytes, name: str, pixels: bool) -> tuple[Dataset, int]:
+    """`read_dicom` up to the image checks (the pixel reads run them as `pixels.stored_pixels`' first
+    step, once per file): (dataset, file size)."""
     fp, size = _open(source, name)
     try:
         ds = _parse(fp, name, stop_before_pixels=not pixels)
@@ -56,7 +65,13 @@ def read_dicom(source: str | Path | bytes, path: str | None = None, *, pixels: b
         raise NotCTError(name, f"modality is {modality!r}, expected 'CT'")
     if pixels:
         _check_pixel_data(ds, name, size)
-    return ds
+    return ds, size
+
+
+def _pixel_dataset(source: str | Path | bytes, name: str) -> Dataset:
+    """The dataset for a pixel read: `read_dicom`'s checks except `check_image_header`, which
+    `stored_pixels` runs first."""
+    return _load(source, name, pixels=True)[0]
 
 
 def read_record(source: str | Path | bytes, path: str | None = None) -> dict[str, Any]:
@@ -78,20 +93,20 @@ def read_slice(source: str | Path | bytes, path: str | None = None) -> tuple[dic
 def read_hu(source: str | Path | bytes, path: str | None = None) -> np.ndarray:
     """The float32 HU image of one slice, with the checks `read_record` makes (clean's and predict's read)."""
     name = _display_name(source, path)
-    return stored_pixels(read_dicom(source, name), name).hu()
+    return stored_pixels(_pixel_dataset(source, name), name).hu()
 
 
 def read_hu_window(source: str | Path | bytes, path: str | None = None) -> tuple[np.ndarray, float]:
     """(HU image, `img_pct_window`): the window fraction computed as the metadata stage computes it, so
     predict's blank-slice decision is clean's."""
     name = _display_name(source, path)
-    pixels = stored_pixels(read_dicom(source, name), name)
+    pixels = stored_pixels(_pixel_dataset(source, name), name)
     return pixels.hu(), window_fraction(pixels.values, pixels.slope, pixels.intercept)
 
 
 def _read(source: str | Path | bytes, path: str | None) -> tuple[dict[str, Any], StoredPixels]:
     name = _display_name(source, path)
-    ds = read_dicom(source, name)
+    ds = _pixel_dataset(source, name)
     pixels = stored_pixels(ds, name)
     record = header_record(ds, name)
     record.update(pixel_stats(pixels.values, pixels.slope, pixels.intercept))
@@ -180,7 +195,6 @@ def _check_pixel_data(ds: Dataset, name: str, size: int) -> None:
     if _PIXEL_DATA not in ds:
         _check_cut_before_pixels(ds, name, size)
         raise NoPixelDataError(name, "no Pixel Data (7FE0,0010) element")
-    check_image_header(ds, name)  # one greyscale frame, a bounded matrix, a pixel data length that fits it
 
 
 def _last_raw_element(ds: Dataset, name: str) -> RawDataElement | None:
