@@ -2,12 +2,25 @@
 Ray Train, against the same model, recipe and step on batches already in GPU memory.
 
     python bench/gpu_train.py                    # one GPU box (no network needed: it writes its own data)
-    python bench/gpu_train.py --tiny             # CPU smoke check with tiny sizes
+    python bench/gpu_train.py --tiny             # CPU smoke check with tiny sizes, then the ingest figure
+    python bench/gpu_train.py --ingest-only      # the ingest figure alone (CPU)
 
 Goals (H100): end to end >= 4,000 images/s and >= 0.9x the in-memory figure. The end-to-end path decodes
 every epoch (`--cache never`, what the full RSNA set needs: ~150 GB decoded at 256 px); `--cache auto` measures
 epochs streamed from decoded blocks cached in the object store. Last line:
     gpu_e2e_images_per_s=X gpu_inmemory_images_per_s=Y e2e_over_inmemory=Z
+
+The ingest figure (`--tiny`, `--ingest-only`, or `--ingest` on a GPU box, printed last): the training input
+path alone, no model. Images come from the real stages (synth -> metadata -> clean at 256 px, default
+recipe: 3-window PNG), their rows repeated with fresh ids to `--ingest-rows`. The Ray Data side is
+`ich_ray.train.data`'s `plan_data` + `build_datasets` (streaming, not cached) iterated with
+`iter_torch_batches` exactly as the training worker does (batch 256, prefetch 4, 1,024-row local shuffle);
+the bare side is one process reading the same shards and running the same `decode_slice` and batch assembly
+(stack to a uint8 [B, C, H, W] tensor). Interleaved rounds, best of each. Goal: ingest_vs_bare >= 0.8.
+    ingest_images_per_s_per_core=X bare_decode_images_per_s=Y ingest_vs_bare=Z ingest_vs_bare_cpu=W
+X is the Ray rate over the Ray cluster's CPUs, Z = X / Y. W is the same ratio counted in CPU time (images
+per CPU-second of this process and all its children: driver, raylet, GCS, Ray workers; against the bare
+loop's process time), which a machine shared with other jobs does not distort.
 """
 
 from __future__ import annotations
@@ -114,6 +127,115 @@ def decode_images_per_s(size: int, unique: int) -> float:
     return done / (time.perf_counter() - started)
 
 
+def clean_images(root: Path, patients: int, size: int) -> Path:
+    """ROOT/images/ made by the real stages: synthetic DICOM -> `ich-ray metadata` -> `ich-ray clean`."""
+    from ich_ray.data.clean import CleanConfig, run_clean
+    from ich_ray.data.metadata import MetadataConfig, run_metadata
+    from ich_ray.synthetic.generate import generate_dataset
+
+    synth = generate_dataset(root / "synth", patients=patients, size=size, seed=0, malformed=False)
+    run_metadata(MetadataConfig(input=str(synth.dicom_dir), out=str(root / "data"), labels=str(synth.labels_csv)))
+    run_clean(CleanConfig(data=str(root / "data"), size=size))
+    return root / "data"
+
+
+def repeat_images(source: Path, out: Path, rows: int, per_shard: int = 1000) -> Path:
+    """OUT/images: the rows of SOURCE/images repeated to `rows` (ids suffixed per copy, so every row stays
+    unique), in shards of `per_shard` rows like `clean` writes at scale (`ROWS_PER_SHARD`)."""
+    import pyarrow.compute as pc
+
+    from ich_ray.data.io import parquet_files
+    from ich_ray.labels import ID_COLUMNS
+
+    table = pa.concat_tables(pq.read_table(f) for f in parquet_files(source / "images"))
+    copies = []
+    for copy in range(-(-rows // table.num_rows)):
+        suffixed = table
+        for column in ID_COLUMNS:
+            ids = pc.binary_join_element_wise(table[column], pa.scalar(f".{copy}"), "")
+            suffixed = suffixed.set_column(table.schema.get_field_index(column), column, ids)
+        copies.append(suffixed)
+    repeated = pa.concat_tables(copies).slice(0, rows)
+    (out / "images").mkdir(parents=True)
+    for start in range(0, rows, per_shard):
+        pq.write_table(repeated.slice(start, per_shard), out / "images" / f"part-{start // per_shard:05d}.parquet")
+    return out
+
+
+def _tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and its children (raylet, GCS, Ray workers)."""
+    import psutil
+
+    me, total = psutil.Process(), 0.0
+    for proc in (me, *me.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # a worker that exited since the listing
+            continue
+        total += times.user + times.system
+    return total
+
+
+def bare_decode(root: Path, batch: int) -> tuple[float, float]:
+    """(images/s, images per CPU-second) of one process: read each shard, decode, assemble uint8 batches."""
+    import torch
+
+    from ich_ray.data.io import parquet_files
+    from ich_ray.imaging.recipe import CleanRecipe, decode_slice
+
+    wall, cpu, done = time.perf_counter(), time.process_time(), 0
+    for path in parquet_files(root / "images"):
+        table = pq.read_table(path, columns=["image", "recipe"])
+        recipe = CleanRecipe.from_json(table["recipe"][0].as_py())
+        data = table["image"].to_pylist()
+        for start in range(0, len(data), batch):
+            images = np.stack([decode_slice(d, recipe) for d in data[start:start + batch]])
+            done += len(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))))
+    return done / (time.perf_counter() - wall), done / (time.process_time() - cpu)
+
+
+def ray_ingest(plan, batch: int, shuffle_buffer: int) -> tuple[float, float]:
+    """(images/s, images per CPU-second) of one streaming epoch of the train split, iterated as the training
+    worker iterates it (`ich_ray.train.worker._epoch`), on the driver."""
+    from ich_ray.train.data import build_datasets
+
+    dataset = build_datasets(plan, cache=False)["train"]
+    wall, cpu, done = time.perf_counter(), _tree_cpu_s(), 0
+    for item in dataset.iter_torch_batches(batch_size=batch, prefetch_batches=4,
+                                           local_shuffle_buffer_size=shuffle_buffer):
+        done += len(item["image"])
+    return done / (time.perf_counter() - wall), done / (_tree_cpu_s() - cpu)
+
+
+def ingest_figure(rows: int, rounds: int, batch: int = 256, size: int = 256, patients: int = 8) -> str:
+    """The CPU ingest line (see the module docstring)."""
+    import ray
+
+    from ich_ray.ray_utils import init_ray
+    from ich_ray.train.data import plan_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        cleaned = clean_images(root / "clean", patients, size)
+        data = repeat_images(cleaned, root / "ingest", rows)
+        log.info("ingest data: %d rows at %d px from the clean stage in %.1f s", rows, size,
+                 time.perf_counter() - started)
+        init_ray(None)
+        cpus = ray.cluster_resources()["CPU"]
+        plan = plan_data(data, ("any",), "random", 0.02, seed=0)
+        best = {"bare": (0.0, 0.0), "ingest": (0.0, 0.0)}
+        for turn in range(rounds):
+            for name, measure in (("bare", lambda: bare_decode(data, batch)),
+                                  ("ingest", lambda: ray_ingest(plan, batch, 1024))):
+                rate, per_cpu_s = measure()
+                log.info("round %d %s: %.0f images/s, %.0f images per CPU-second", turn, name, rate, per_cpu_s)
+                best[name] = (max(best[name][0], rate), max(best[name][1], per_cpu_s))
+    per_core, bare = best["ingest"][0] / cpus, best["bare"][0]
+    return (f"ingest_images_per_s_per_core={per_core:.0f} bare_decode_images_per_s={bare:.0f} "
+            f"ingest_vs_bare={per_core / bare:.3f} ingest_vs_bare_cpu={best['ingest'][1] / best['bare'][1]:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="CPU smoke check: 64 px, 96 rows, 1 epoch")
@@ -122,6 +244,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--cache", default="never", choices=("never", "auto", "always"),
                         help="TrainConfig.cache: never = decode every epoch (default), auto/always = decode once")
+    parser.add_argument("--ingest", action="store_true", help="also print the ingest figure (last line)")
+    parser.add_argument("--ingest-only", action="store_true", help="only the ingest figure (CPU), no training")
+    parser.add_argument("--ingest-rows", type=int, default=8192, help="rows of the ingest figure's images/")
+    parser.add_argument("--ingest-rounds", type=int, default=3, help="interleaved rounds of the ingest figure")
     parser.add_argument("--no-ray", action="store_true",
                         help="machines without Ray: in-memory GPU figure and the PNG decode ceiling only")
     args = parser.parse_args()
@@ -130,6 +256,9 @@ def main() -> None:
     if args.tiny:
         size, rows, unique, epochs, batch, use_gpu = 64, 96, 32, 1, 16, False
 
+    if args.ingest_only:
+        print(ingest_figure(args.ingest_rows, args.ingest_rounds))
+        return
     if args.no_ray:
         memory = in_memory_images_per_s(size, batch, steps=40, use_gpu=use_gpu)
         decode = decode_images_per_s(size, unique)
@@ -153,7 +282,13 @@ def main() -> None:
         result = train(cfg)
     e2e = result.metrics["images_per_s"]
     memory = in_memory_images_per_s(size, batch, steps=max(4, rows // batch // 4), use_gpu=use_gpu)
-    print(f"gpu_e2e_images_per_s={e2e:.0f} gpu_inmemory_images_per_s={memory:.0f} e2e_over_inmemory={e2e / memory:.3f}")
+    print(f"gpu_e2e_images_per_s={e2e:.0f} gpu_inmemory_images_per_s={memory:.0f} e2e_over_inmemory={e2e / memory:.3f}",
+          flush=True)
+    if args.tiny or args.ingest:
+        import ray
+
+        ray.shutdown()  # the ingest figure counts the CPUs of a cluster of its own
+        print(ingest_figure(args.ingest_rows, args.ingest_rounds))
 
 
 if __name__ == "__main__":

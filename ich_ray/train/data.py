@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ich_ray.data.io import parquet_files
 from ich_ray.data.splits import check_split, make_split, patient_folds
@@ -184,16 +185,33 @@ def should_cache(mode: str, plan: DataPlan, object_store_bytes: float) -> bool:
     return cache
 
 
+def read_and_decode(paths: dict[str, np.ndarray], plan: DataPlan, valid: bool, batch_rows: int,
+                    columns: list[str]):
+    """Ray Data batch fn over a block of images/ shard paths: read each shard `batch_rows` rows at a time,
+    keep the split's rows (`select_rows`) and yield them decoded (`decode_batch`)."""
+    for path in paths["path"]:
+        for record_batch in pq.ParquetFile(str(path)).iter_batches(batch_size=batch_rows, columns=columns):
+            rows = select_rows(pa.Table.from_batches([record_batch]), plan, valid)
+            if rows.num_rows:  # a batch with no row of the split yields nothing (see `build_datasets`)
+                yield decode_batch(rows, plan)
+
+
 def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False) -> dict:
     """Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks.
 
-    The split is selected before decoding, in its own map (fused into the same tasks): a block with no row
-    of the split then yields no batch, where an empty decoded batch would make Ray store the image column
-    as pickled Python objects (its tensor type cannot hold zero rows), slowing every consumer.
+    One task per shard reads it, selects the split's rows and decodes them (`read_and_decode`), so the
+    encoded bytes never pass through the object store and decoded blocks stream to the trainer as they are
+    made. Batches with no row of the split yield nothing, where an empty decoded batch would make Ray store
+    the image column as pickled Python objects (its tensor type cannot hold zero rows), slowing every
+    consumer. The train split's shards come in a new random order every epoch: the shuffle runs on the
+    path list, not on decoded blocks, so it holds nothing back (a block shuffle after decoding is an
+    all-to-all barrier: the first batch would wait for the whole epoch to be decoded, and an epoch larger
+    than the object store would spill).
     With `cache`, both splits are decoded now, on every CPU, and kept in the object store: each epoch then
-    streams decoded blocks instead of re-reading and re-decoding the PNGs on the CPUs training shares
-    (measured on 2 cores: the trainer waited 6-9 s per 40 s epoch for batches without it, 0.1 s with it).
-    Without it they stay lazy and are decoded every epoch, for data larger than the object store.
+    streams decoded blocks (their order shuffled per epoch) instead of re-reading and re-decoding the PNGs
+    on the CPUs training shares (measured on 2 cores: the trainer waited 6-9 s per 40 s epoch for batches
+    without it, 0.1 s with it). Without it they stay lazy and are decoded every epoch, for data larger than
+    the object store.
     """
     import ray.data
 
@@ -201,12 +219,13 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False) ->
                       *(["label_any"] if plan.positives_only else [])})
     out = {}
     for name, valid in (("train", False), ("valid", True)):
-        ds = ray.data.read_parquet(list(plan.files)).select_columns(columns)
-        ds = ds.map_batches(select_rows, batch_format="pyarrow", batch_size=None,
-                            fn_kwargs={"plan": plan, "valid": valid})
-        out[name] = ds.map_batches(decode_batch, batch_format="pyarrow", batch_size=batch_rows,
-                                   fn_kwargs={"plan": plan})
+        paths = ray.data.from_items([{"path": f} for f in plan.files], override_num_blocks=len(plan.files))
+        if name == "train" and not cache:
+            paths = paths.randomize_block_order()
+        out[name] = paths.map_batches(read_and_decode, batch_size=1, fn_kwargs={
+            "plan": plan, "valid": valid, "batch_rows": batch_rows, "columns": columns})
         if cache:
             out[name] = out[name].materialize()
-    out["train"] = out["train"].randomize_block_order()
+    if cache:
+        out["train"] = out["train"].randomize_block_order()
     return out

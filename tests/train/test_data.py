@@ -11,6 +11,7 @@ from ich_ray.train.data import (
     decode_batch,
     decoded_bytes,
     plan_data,
+    read_and_decode,
     select_rows,
     should_cache,
     uid_hash,
@@ -52,6 +53,18 @@ def test_decode_refuses_an_empty_batch(images_root):
     table = pq.read_table(sorted((images_root / "images").glob("*.parquet"))[0])
     with pytest.raises(ValueError, match="select the split first"):
         decode_batch(table.slice(0, 0), plan)
+
+
+def test_read_and_decode_yields_each_split_row_once_and_no_empty_batch(images_root):
+    plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
+    paths = {"path": np.array(plan.files)}
+    columns = ["image", "label_any", "patient_id", "series_instance_uid", "sop_instance_uid", "study_instance_uid"]
+    for valid, count in ((True, plan.n_valid), (False, plan.n_train)):
+        # 5-row reads: the held-out patient's 12 slices leave some reads with no row of the split
+        batches = list(read_and_decode(paths, plan, valid, batch_rows=5, columns=columns))
+        assert all(len(b["image"]) > 0 for b in batches)
+        hashes = np.concatenate([b["uid_hash"] for b in batches])
+        assert len(hashes) == len(np.unique(hashes)) == count
 
 
 def test_uid_hash_is_stable_and_non_negative():
