@@ -32,7 +32,7 @@ ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 3 --set '
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-alexnet-multilabel --register-as ich-ray-demo
 
 step "7/9 study model: a BiGRU over each series' ResNet18 slice embeddings (same held-out patients)"
-ich-ray train-study --data "$ROOT" --slice-model models:/ich-ray-demo/1 --arch bigru --epochs 10 \
+ich-ray train-study --data "$ROOT" --slice-model models:/ich-ray-demo/1 --arch bigru --epochs 6 \
   --tracking-uri "$TRACKING" --run-name demo-study-bigru --register-as ich-ray-demo-study
 
 step "8/9 compare the tracked runs (final epoch, 95% patient-bootstrap intervals)"
