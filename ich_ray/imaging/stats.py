@@ -26,9 +26,10 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
 
     `values` may be the stored integers of a slice (the metadata stage's case: the HU image is never built)
     or a HU image (slope 1, intercept 0). Sums are float64 (exact for integer pixels): for 8/16-bit integers
-    over one float64 copy of the slice (the Ray workers' malloc settings, `ray_utils.WORKER_MALLOC_ENV`,
-    reuse its pages), for wider or float values through numpy's buffered casts; the window test runs on
-    64k-pixel chunks (this runs once per file).
+    two dot products over one float64 copy of the slice (the Ray workers' malloc settings,
+    `ray_utils.WORKER_MALLOC_ENV`, reuse its pages), for wider or float values through numpy's buffered
+    casts; the window test is one wrapped subtraction and compare on the stored integers (this runs once
+    per file).
     """
     flat = np.asarray(values).reshape(-1)
     if flat.size == 0:
@@ -36,13 +37,13 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
     if slope == 0:
         raise ValueError(f"pixel_stats: rescale slope must not be 0, got {slope}")
     if np.issubdtype(flat.dtype, np.integer) and flat.dtype.itemsize <= 2:
-        # Stored integers (the metadata stage's case): one cast to float64, summed, squared in place and
-        # summed again, ~40% faster than two buffered casting reductions. Every partial sum is an integer
-        # below 2**53 for 16-bit values on up to 1024 x 1024 pixels, so both sums are exact, equal to the
-        # buffered ones.
+        # Stored integers (the metadata stage's case): one cast to float64, then the sum and the sum of
+        # squares as two dot products (BLAS, ~3x faster than numpy's pairwise sum, no squared copy). Every
+        # product and partial sum is an integer below 2**53 for 16-bit values on up to 1024 x 1024 pixels,
+        # so both sums are exact in any order, equal to the buffered ones.
         wide = flat.astype(np.float64)
-        mean = float(wide.sum()) / flat.size
-        squares = float(np.multiply(wide, wide, out=wide).sum())
+        mean = float(np.dot(wide, _ones(flat.size))) / flat.size
+        squares = float(np.dot(wide, wide))
     else:
         mean = float(flat.sum(dtype=np.float64)) / flat.size
         squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
@@ -66,6 +67,18 @@ def window_fraction(values: np.ndarray, slope: float = 1.0, intercept: float = 0
     return _count_in_window(flat, slope, intercept) / flat.size
 
 
+def _ones(size: int) -> np.ndarray:
+    """A read-only float64 vector of ones (the sum as a dot product), one per image size."""
+    ones = _ONES.get(size)
+    if ones is None:
+        ones = _ONES[size] = np.ones(size, np.float64)
+        ones.flags.writeable = False
+    return ones
+
+
+_ONES: dict[int, np.ndarray] = {}
+
+
 def _count_in_window(flat: np.ndarray, slope: float, intercept: float) -> int:
     """Pixels with BRAIN_LOW_HU < v * slope + intercept < BRAIN_HIGH_HU, tested in stored units."""
     low, high = sorted(((BRAIN_LOW_HU - intercept) / slope, (BRAIN_HIGH_HU - intercept) / slope))
@@ -74,6 +87,12 @@ def _count_in_window(flat: np.ndarray, slope: float, intercept: float) -> int:
         low, high = max(math.floor(low) + 1, info.min), min(math.ceil(high) - 1, info.max)
         if low > high:
             return 0
+        if flat.dtype.itemsize <= 2:
+            # low <= v <= high  <=>  (v - low) mod 2**bits <= high - low: one wrapped subtraction and one
+            # unsigned compare instead of two compares and an AND
+            unsigned = np.dtype(f"u{flat.dtype.itemsize}")
+            shifted = np.subtract(flat.view(unsigned), unsigned.type(low % (1 << 8 * flat.dtype.itemsize)))
+            return int(np.count_nonzero(shifted <= unsigned.type(high - low)))
         low, high = flat.dtype.type(low), flat.dtype.type(high)
         return sum(int(np.count_nonzero((c >= low) & (c <= high))) for c in _chunks(flat))
     return sum(int(np.count_nonzero((c > low) & (c < high))) for c in _chunks(flat))
