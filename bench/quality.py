@@ -10,6 +10,11 @@
 4. The same model on the 28 real slices of a normal head (../shared/data/real-ct-ge/, one GE patient).
 
     python bench/quality.py [--seed 0] [--patients 40] [--holdout-patients 16] [--epochs 10] [--workdir DIR]
+                            [--keep DIR]
+
+`--keep DIR` works in DIR instead of a temporary folder and reuses what an earlier run with the same
+arguments left there (the data sets and the trained slice models, by their recorded checkpoint paths), so
+the study stage can be rerun alone; the log says which steps were reused.
 
 Goals on the hard set: threshold_auc_any <= 0.70 (bright-blood thresholding does not solve it),
 0.80 <= slice_auc_any <= 0.95 (learnable, not saturated), real_normal_mean_any <= 0.3.
@@ -32,6 +37,8 @@ sequence_logloss=S sequence_gain=G
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -54,6 +61,9 @@ def build_set(work: Path, name: str, patients: int, seed: int, size: int) -> tup
     from ich_ray.cli.main import main as cli
 
     synth, root = work / f"{name}-synth", work / f"{name}-root"
+    if (root / "images").is_dir():
+        log.info("reusing the %s set in %s", name, root)
+        return root, synth / "dicom"
     steps = [
         ["synth", "--out", str(synth), "--patients", str(patients), "--size", str(SYNTH_SIZE), "--seed", str(seed),
          "--difficulty", "hard"],
@@ -67,17 +77,27 @@ def build_set(work: Path, name: str, patients: int, seed: int, size: int) -> tup
 
 
 def train_model(root: Path, epochs: int, size: int, batch: int, seed: int, fold: int | None = None,
-                folds: int = 2):
-    """The paper's recipe on ROOT (multilabel ResNet18 from scratch); returns the TrainResult. With `fold`,
-    an out-of-fold model trained without that fold of the training patients."""
+                folds: int = 2) -> str:
+    """The paper's recipe on ROOT (multilabel ResNet18 from scratch); returns its checkpoint. With `fold`,
+    an out-of-fold model trained without that fold of the training patients. A checkpoint recorded in ROOT
+    by an earlier run of the same model (`--keep`) is reused."""
     from ich_ray.train.config import TrainConfig
     from ich_ray.train.trainer import train
 
-    name = "bench-quality" if fold is None else f"bench-quality-fold{fold}"
+    name = "bench-quality" if fold is None else f"bench-quality-fold{fold}of{folds}"
+    record = root / f"{name}.checkpoint"
+    if record.is_file():
+        log.info("reusing %s: %s", name, record.read_text())
+        return record.read_text()
     cfg = TrainConfig(data=str(root), arch="resnet18", task="multilabel", epochs=epochs, sizes=(size // 2, size),
                       batch_size=batch, workers=1, cpus_per_worker=1, track=False, run_name=name,
                       lr=2e-3, seed=seed, fold=fold, folds=folds)
-    return train(cfg)
+    started = time.perf_counter()
+    result = train(cfg)
+    log.info("%s trained in %.1f minutes; its own validation: auc_any %.4f", name,
+             (time.perf_counter() - started) / 60, result.metrics.get("auc_any", float("nan")))
+    record.write_text(result.checkpoint_path)
+    return result.checkpoint_path
 
 
 def kept_slices(root: Path) -> pl.DataFrame:
@@ -167,30 +187,48 @@ def real_normal_mean(checkpoint: str, folder: Path = REAL_NORMAL) -> float:
     return float(score_dicom(paths, checkpoint)["p_any"].mean())
 
 
-def study_stage(train_root: Path, slice_checkpoint: str, table: pl.DataFrame, args) -> dict[str, float]:
-    """Train `args.folds` out-of-fold slice models, then the study model (`ich-ray train-study`'s code: a
-    BiGRU over each series' slice logits; training patients' logits from the fold model that never saw them,
-    the slice model's held-out split from the slice model), and score it on the same held-out slices as the
-    slice model through predict's own refinement; gain = relative reduction of the RSNA weighted log loss."""
-    from ich_ray.labels import LABELS
-    from ich_ray.metrics import weighted_log_loss
-    from ich_ray.predict.study import refine_predictions
+def study_stage(train_root: Path, slice_checkpoint: str, table: pl.DataFrame, args,
+                stack_root: Path | None = None) -> dict[str, float]:
+    """Train the study model (`ich-ray train-study`'s code: a BiGRU refining each series' slice logits) and
+    score it on the same held-out slices as the slice model through predict's own refinement; gain = the
+    relative reduction of the RSNA weighted log loss.
+
+    Its training logits come from patients the slice model never trained on, one of two ways:
+    - out of fold (default): `args.folds` more slice models (same recipe), each trained without one fold of
+      the training patients, give that fold's logits; the slice model's own held-out split keeps the slice
+      model's logits (as new patients get in predict);
+    - a stacking set (`stack_root`, `--stack-patients`): the slice model's own logits on a separately
+      generated set of new patients (blending): the same model as at predict time, at the price of labels
+      the slice model does not train on."""
     from ich_ray.study.config import StudyConfig
-    from ich_ray.study.loading import load_study_model
     from ich_ray.study.trainer import train_study
 
     started = time.perf_counter()
-    oof = tuple(train_model(train_root, args.epochs, args.size, args.batch, args.seed, fold=k,
-                            folds=args.folds).checkpoint_path for k in range(args.folds))
-    log.info("%d out-of-fold slice models trained in %.1f minutes", args.folds, (time.perf_counter() - started) / 60)
+    if stack_root is None:
+        oof = tuple(train_model(train_root, args.epochs, args.size, args.batch, args.seed, fold=k, folds=args.folds)
+                    for k in range(args.folds))
+        log.info("%d out-of-fold slice models ready in %.1f minutes", args.folds, (time.perf_counter() - started) / 60)
+        cfg = StudyConfig(data=str(train_root), slice_model=slice_checkpoint, oof_models=oof)
+    else:
+        cfg = StudyConfig(data=str(stack_root), slice_model=slice_checkpoint, features="logits")
     started = time.perf_counter()
-    result = train_study(StudyConfig(data=str(train_root), slice_model=slice_checkpoint, oof_models=oof,
-                                     arch="bigru", epochs=args.study_epochs, workers=1, cpus_per_worker=1,
-                                     track=False, seed=args.seed, embed_actors=2, run_name="bench-quality-study"))
+    cfg = dataclasses.replace(cfg, arch="bigru", epochs=args.study_epochs, workers=1, cpus_per_worker=1, track=False,
+                              seed=args.seed, embed_actors=2, run_name="bench-quality-study")
+    result = train_study(cfg)
     log.info("study model trained in %.1f minutes; its own validation: auc_any %.4f, study_auc_any %.4f",
              (time.perf_counter() - started) / 60, result.metrics.get("auc_any", float("nan")),
              result.metrics.get("study_auc_any", float("nan")))
-    spec, model = load_study_model(result.checkpoint_path)
+    return refined_gain(result.checkpoint_path, table)
+
+
+def refined_gain(study_checkpoint: str, table: pl.DataFrame) -> dict[str, float]:
+    """The study model's refinement of the held-out slices (predict's own code) against the slice model."""
+    from ich_ray.labels import LABELS
+    from ich_ray.metrics import weighted_log_loss
+    from ich_ray.predict.study import refine_predictions
+    from ich_ray.study.loading import load_study_model
+
+    spec, model = load_study_model(study_checkpoint)
     if spec.features != "logits":
         raise RuntimeError(f"the benchmark's study model reads {spec.features}, expected logits")
     # predict's input frame: the slice model's probabilities of the held-out slices, none blank (clean kept them)
@@ -217,7 +255,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--study-epochs", type=int, default=20, help="epochs of the study-level sequence model")
     parser.add_argument("--folds", type=int, default=2, help="out-of-fold slice models for the study model's features")
+    parser.add_argument("--stack-patients", type=int, default=0,
+                        help="train the study model on the slice model's logits of this many new patients instead")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--keep", default=None, metavar="DIR", help="work in DIR and reuse its sets and models")
     parser.add_argument("--save-table", default=None, metavar="CSV", help="also write the held-out predictions")
     parser.add_argument("--save-checkpoint", default=None, metavar="DIR", help="also copy the trained checkpoint")
     args = parser.parse_args()
@@ -225,23 +266,28 @@ def main() -> None:
     from ich_ray.labels import LABELS
     from ich_ray.ray_utils import init_ray
 
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            work = Path(args.keep).resolve()
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.workdir)))
         train_root, _ = build_set(work, "train", args.patients, args.seed, args.size)
         held_root, held_dicom = build_set(work, "heldout", args.holdout_patients, args.seed + 1000, args.size)
         init_ray(None)
-        started = time.perf_counter()
-        result = train_model(train_root, args.epochs, args.size, args.batch, args.seed)
-        log.info("training took %.1f minutes; its own validation: auc_any %.4f", (time.perf_counter() - started) / 60,
-                 result.metrics.get("auc_any", float("nan")))
-        table = heldout_predictions(held_root, held_dicom, result.checkpoint_path)
+        checkpoint = train_model(train_root, args.epochs, args.size, args.batch, args.seed)
+        table = heldout_predictions(held_root, held_dicom, checkpoint)
         if args.save_table:
             table.drop("path").write_csv(args.save_table)
         if args.save_checkpoint:
-            shutil.copytree(result.checkpoint_path, args.save_checkpoint, dirs_exist_ok=True)
+            shutil.copytree(checkpoint, args.save_checkpoint, dirs_exist_ok=True)
         metrics = {**slice_metrics(table, LABELS), **study_metrics(table),
-                   "real_normal_mean_any": real_normal_mean(result.checkpoint_path)}
-        metrics.update(study_stage(train_root, result.checkpoint_path, table, args))
+                   "real_normal_mean_any": real_normal_mean(checkpoint)}
+        stack_root = None
+        if args.stack_patients:
+            stack_root, _ = build_set(work, f"stack{args.stack_patients}", args.stack_patients, args.seed + 2000,
+                                      args.size)
+        metrics.update(study_stage(train_root, checkpoint, table, args, stack_root))
     log.info("held-out: %d slices (%d positive) in %d studies", table.height, int(table["label_any"].sum()),
              table["study_instance_uid"].n_unique())
     print(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))

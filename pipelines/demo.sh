@@ -5,7 +5,12 @@ set -euo pipefail
 ROOT=${1:-demo-data}
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 TRACKING="sqlite:///$(mkdir -p "$ROOT" && cd "$ROOT" && pwd)/mlflow.db"
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints how long the one before it took, and the end prints the total (bash's SECONDS).
+STEP_NAME="" STEP_STARTED=$SECONDS
+step_took() {
+  if [ -n "$STEP_NAME" ]; then printf '(step %s took %d s)\n' "${STEP_NAME%% *}" $((SECONDS - STEP_STARTED)); fi
+}
+step() { step_took; STEP_NAME=$*; STEP_STARTED=$SECONDS; printf '\n==> %s\n' "$*"; }
 
 step "1/9 synthetic head-CT studies (a training set + held-back studies with their labels, for prediction)"
 ich-ray synth --out "$ROOT/synth" --patients 24 --size 128 --seed 7 --preview
@@ -28,7 +33,7 @@ step "6/9 train two architectures on the six labels with Ray Train (CPU, 2 worke
 # weights, train with no frozen-body epoch). ResNet18 (version 1 of ich-ray-demo) is the triage model.
 ich-ray train --data "$ROOT" --arch resnet18 --task multilabel --epochs 6 --set 'sizes=[64,128]' --workers 2 \
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-resnet18-multilabel --register-as ich-ray-demo
-ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 3 --set 'sizes=[64]' --workers 2 \
+ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 2 --set 'sizes=[64]' --workers 2 \
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-alexnet-multilabel --register-as ich-ray-demo
 
 step "7/9 study model: a BiGRU over each series' ResNet18 slice embeddings (same held-out patients)"
@@ -59,9 +64,10 @@ with pl.Config(tbl_rows=10, tbl_cols=8, tbl_width_chars=140, fmt_str_lengths=24)
     print(worklist.select("study_instance_uid", "flagged", "max_any", "top_slice_index", "has_bleed"))
 PY
 
+step_took
 cat <<TXT
 
-Done. Look at:
+Done in ${SECONDS} s. Look at:
   report        $ROOT/reports/index.html
   comparison    $ROOT/comparison/
   worklist      $ROOT/predictions/worklist.csv   (most urgent study first)
