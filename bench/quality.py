@@ -210,7 +210,7 @@ def study_stage(train_root: Path, slice_checkpoint: str, table: pl.DataFrame, ar
         log.info("%d out-of-fold slice models ready in %.1f minutes", args.folds, (time.perf_counter() - started) / 60)
         cfg = StudyConfig(data=str(train_root), slice_model=slice_checkpoint, oof_models=oof)
     else:
-        cfg = StudyConfig(data=str(stack_root), slice_model=slice_checkpoint, features="logits")
+        cfg = StudyConfig(data=str(stack_root), slice_model=slice_checkpoint, stacking=True)
     started = time.perf_counter()
     cfg = dataclasses.replace(cfg, arch="bigru", epochs=args.study_epochs, workers=1, cpus_per_worker=1, track=False,
                               seed=args.seed, embed_actors=2, run_name="bench-quality-study")
@@ -254,7 +254,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="final size; the first half of the epochs run at half")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--study-epochs", type=int, default=20, help="epochs of the study-level sequence model")
-    parser.add_argument("--folds", type=int, default=2, help="out-of-fold slice models for the study model's features")
+    parser.add_argument("--folds", type=int, default=2,
+                        help="out-of-fold slice models for the study model's features (0: no study stage)")
     parser.add_argument("--stack-patients", type=int, default=0,
                         help="train the study model on the slice model's logits of this many new patients instead")
     parser.add_argument("--workdir", default=None)
@@ -284,10 +285,13 @@ def main() -> None:
         metrics = {**slice_metrics(table, LABELS), **study_metrics(table),
                    "real_normal_mean_any": real_normal_mean(checkpoint)}
         stack_root = None
-        if args.stack_patients:
+        if not args.folds and not args.stack_patients:
+            log.info("no study stage (--folds 0 and no --stack-patients)")
+        elif args.stack_patients:
             stack_root, _ = build_set(work, f"stack{args.stack_patients}", args.stack_patients, args.seed + 2000,
                                       args.size)
-        metrics.update(study_stage(train_root, checkpoint, table, args, stack_root))
+        if args.folds or args.stack_patients:
+            metrics.update(study_stage(train_root, checkpoint, table, args, stack_root))
     log.info("held-out: %d slices (%d positive) in %d studies", table.height, int(table["label_any"].sum()),
              table["study_instance_uid"].n_unique())
     print(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))

@@ -36,6 +36,34 @@ def test_weighted_log_loss_weights_any_twice():
     assert weighted_log_loss(y, p, ["epidural", "any"]) == pytest.approx((1 * 1 + 2 * 2) / 3)
 
 
+def test_weighted_log_loss_equals_sklearns_per_label_log_loss():
+    from sklearn.metrics import log_loss
+
+    from ich_ray.labels import LABELS, rsna_weights
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, 6)) < 0.3).astype(np.float64)
+    p = rng.random((300, 6))
+    p[:5] = 0.0  # clipped, not infinite
+    p[5:10] = 1.0
+    per_label = [log_loss(y[:, j], np.clip(p[:, j], 1e-7, 1 - 1e-7), labels=[0, 1]) for j in range(6)]
+    expected = np.dot(rsna_weights(LABELS), per_label) / np.sum(rsna_weights(LABELS))
+    assert weighted_log_loss(y, p, LABELS) == pytest.approx(expected, rel=1e-12)
+
+
+def test_roc_auc_equals_sklearns_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from ich_ray.metrics import roc_auc
+
+    rng = np.random.default_rng(1)
+    for size in (2, 7, 50, 400):
+        y = rng.random(size) < 0.3
+        y[:2] = [True, False]
+        p = np.round(rng.random(size), 1)  # many ties
+        assert roc_auc(y.astype(np.uint8), p) == pytest.approx(roc_auc_score(y, p), rel=1e-12)
+
+
 def test_bad_shapes_and_empty_sets_are_errors():
     with pytest.raises(ValueError, match=r"shape \[N, 2\]"):
         compute_metrics(np.zeros((3, 1)), np.zeros((3, 1)), ["epidural", "any"])

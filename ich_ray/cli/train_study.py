@@ -14,6 +14,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--oof-models", nargs="+", metavar="URI",
                         help="out-of-fold slice models, folds 0..K-1 (`ich-ray train --set fold=k folds=K`): the "
                              "training patients' features come from the model that never saw them")
+    parser.add_argument("--stacking", action="store_true", default=None,
+                        help="ROOT's patients are all new to the slice model (a stacking set): its own logits of "
+                             "them are the training features")
     parser.add_argument("--arch", choices=("bigru", "cnn1d"), help="sequence model (default bigru)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--workers", type=int, help="Ray Train workers")
@@ -31,7 +34,7 @@ def run(args) -> int:
     from ich_ray.study.trainer import train_study
 
     cfg = load_config(StudyConfig, args.config, args.overrides, data=args.data, slice_model=args.slice_model,
-                      oof_models=tuple(args.oof_models) if args.oof_models else None,
+                      oof_models=tuple(args.oof_models) if args.oof_models else None, stacking=args.stacking,
                       arch=args.arch, epochs=args.epochs, workers=args.workers, use_gpu=args.gpu,
                       run_name=args.run_name, register_as=args.register_as, tracking_uri=args.tracking_uri,
                       experiment=args.experiment, address=args.address)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -83,14 +82,27 @@ def get_spec(name: str) -> ArchSpec:
     return _REGISTRY[name]
 
 
+def _torchvision(name: str) -> Callable[..., nn.Module]:
+    """torchvision.models.<name>, imported on first use: torchvision's import pulls in torch._dynamo (~2.5 s),
+    which drivers that only validate or name an architecture (train, train-study, predict) never need."""
+
+    def build(**kwargs) -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, name)(**kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
 for _spec in (
-    ArchSpec("resnet18", torchvision.models.resnet18, head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
-    ArchSpec("resnet50", torchvision.models.resnet50, head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
-    ArchSpec("resnet101", torchvision.models.resnet101, head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
-    ArchSpec("densenet121", torchvision.models.densenet121, head="classifier", stem="features.conv0", min_size=32,
+    ArchSpec("resnet18", _torchvision("resnet18"), head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
+    ArchSpec("resnet50", _torchvision("resnet50"), head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
+    ArchSpec("resnet101", _torchvision("resnet101"), head="fc", stem="conv1", min_size=32, cam_layer="layer4"),
+    ArchSpec("densenet121", _torchvision("densenet121"), head="classifier", stem="features.conv0", min_size=32,
              cam_layer="features.norm5"),
     # AlexNet's 11x11 stride-4 stem and three max-pools collapse anything smaller than 64 px (timm tests the same).
-    ArchSpec("alexnet", torchvision.models.alexnet, head="classifier.6", stem="features.0", min_size=64,
+    ArchSpec("alexnet", _torchvision("alexnet"), head="classifier.6", stem="features.0", min_size=64,
              cam_layer="features.11"),
 ):
     register_model(_spec)
@@ -126,6 +138,8 @@ def _pretrained_state(spec: ArchSpec, weights_path: str | Path | None) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"pretrained weights for {spec.name} not found: {path}")
         return torch.load(path, map_location="cpu", weights_only=True)
+    import torchvision
+
     weights = torchvision.models.get_model_weights(spec.name).DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not cached.is_file():

@@ -21,7 +21,11 @@ class StudyConfig:
     # Out-of-fold slice models (`ich-ray train --set fold=K`, one per fold): each computes the training
     # features of the patients it never saw; the slice model computes the held-out ones (and predict's).
     oof_models: tuple[str, ...] = ()
-    features: str = "auto"  # embedding | logits | auto (logits with oof_models, else embedding)
+    # The data root is a stacking set: patients the slice model never trained on (a later data version,
+    # or a labelled set kept apart for this), so its own predictions are the training features, made by the
+    # same model as predict's (blending). The price: the slice model never learns from these labels.
+    stacking: bool = False
+    features: str = "auto"  # embedding | logits | auto (logits with oof_models or stacking, else embedding)
     arch: str = "bigru"  # bigru | cnn1d
     hidden: int = 128
     dropout: float = 0.2
@@ -49,6 +53,11 @@ class StudyConfig:
     max_failures: int = 2
     address: str | None = None
 
+    @property
+    def training_features(self) -> str:
+        """How the training patients' features are made: out_of_fold | stacking | in_sample."""
+        return "out_of_fold" if self.oof_models else "stacking" if self.stacking else "in_sample"
+
     def resolved(self) -> StudyConfig:
         """Validated copy with the data root, tracking URI and run names resolved once, on the driver."""
         if not self.data:
@@ -59,7 +68,12 @@ class StudyConfig:
             raise ValueError(f"unknown sequence model {self.arch!r}; valid: {', '.join(sorted(SEQUENCE_MODELS))}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        features = self.features if self.features != "auto" else ("logits" if self.oof_models else "embedding")
+        if self.stacking and self.oof_models:
+            raise ValueError("stacking and oof_models exclude each other: a stacking root's patients are all new to "
+                             "the slice model, so no out-of-fold model is needed")
+        features = self.features
+        if features == "auto":
+            features = "logits" if self.oof_models or self.stacking else "embedding"
         if features not in FEATURES:
             raise ValueError(f"unknown features {self.features!r}; valid: auto, {', '.join(FEATURES)}")
         if self.oof_models and features != "logits":

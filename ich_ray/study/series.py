@@ -60,6 +60,11 @@ def split_series(series: pl.DataFrame, valid_fraction: float, seed: int) -> tupl
             series.filter(pl.Series(is_valid)).select(columns).to_arrow())
 
 
+def all_patients(series: pl.DataFrame) -> set[int]:
+    """Hashes of every patient of the series rows."""
+    return set(uid_hash(series["patient_id"].unique().to_list()).tolist())
+
+
 def valid_patients(series: pl.DataFrame, valid_fraction: float, seed: int) -> set[int]:
     """Hashes of the held-out patients (to compare with the slice model's logged predictions)."""
     is_valid = split_by_patient(series["patient_id"].to_numpy(), valid_fraction, seed)

@@ -20,9 +20,16 @@ from ich_ray.study.embed import embed_images
 from ich_ray.study.features import with_study_inputs
 from ich_ray.study.folds import check_fold_models, out_of_fold_table
 from ich_ray.study.loading import sequence_metadata
-from ich_ray.study.series import read_embeddings, series_rows, split_series, valid_patients
+from ich_ray.study.series import all_patients, read_embeddings, series_rows, split_series, valid_patients
 
 log = logging.getLogger(__name__)
+
+
+TRAINING_FEATURES_NOTE = {
+    "out_of_fold": " (training patients: out of fold, {k} models)",
+    "stacking": " (a stacking root: the slice model's own features of patients it never trained on)",
+    "in_sample": " (in-sample: the slice model trained on these training patients)",
+}
 
 
 @dataclass
@@ -54,7 +61,8 @@ def slice_run_id(source: str, tracking_uri: str | None) -> str | None:
 
 
 def check_held_out(cfg: StudyConfig, series) -> None:
-    """Refuse a split whose held-out patients differ from those the slice model was validated on."""
+    """Refuse a split whose held-out patients differ from those the slice model was validated on; for a
+    stacking root, refuse one that holds any of them (it is then the slice model's own data)."""
     run_id = slice_run_id(cfg.slice_model, cfg.tracking_uri) if cfg.track else None
     if run_id is None:
         log.info("slice model %s is not an MLflow run: its held-out patients cannot be checked; the study split "
@@ -68,7 +76,16 @@ def check_held_out(cfg: StudyConfig, series) -> None:
     if frame is None:
         log.warning("slice run %s logged no held-out predictions: its split cannot be checked", run_id)
         return
-    theirs, ours = set(frame["patient_hash"].unique().to_list()), valid_patients(series, cfg.valid_fraction, cfg.seed)
+    theirs = set(frame["patient_hash"].unique().to_list())
+    if cfg.stacking:
+        shared = theirs & all_patients(series)
+        if shared:
+            raise ValueError(
+                f"{cfg.data} holds {len(shared)} of the {len(theirs)} patients the slice model {cfg.slice_model} was "
+                f"validated on, so it is (part of) the slice model's own data, whose training patients it has fitted: "
+                f"a stacking root holds only patients the slice model never saw; on its own root use --oof-models")
+        return
+    ours = valid_patients(series, cfg.valid_fraction, cfg.seed)
     if theirs != ours:
         raise ValueError(
             f"the study split holds out {len(ours)} patients but the slice model {cfg.slice_model} was validated on "
@@ -126,11 +143,11 @@ def train_study(cfg: StudyConfig) -> StudyResult:
     params = {**config_to_dict(cfg), "n_train_series": train_table.num_rows, "n_valid_series": valid_table.num_rows,
               "n_valid": n_valid_slices, "embedding_dim": embedding_dim, "slice_arch": spec.arch}
     tags = {**tracking_tags(cfg.data, cluster_size=nodes, arch=cfg.arch, task="study"),
-            "slice_model": cfg.slice_model, "features": cfg.features,
+            "slice_model": cfg.slice_model, "features": cfg.features, "training_features": cfg.training_features,
             **({"oof_models": ",".join(cfg.oof_models)} if cfg.oof_models else {})} if cfg.track else {}
     log.info("train-study %s: %d train / %d held-out series (%d held-out slices), %d-d %s from %s%s", cfg.arch,
              train_table.num_rows, valid_table.num_rows, n_valid_slices, embedding_dim, cfg.features, cfg.slice_model,
-             f" (training patients: out of fold, {len(cfg.oof_models)} models)" if cfg.oof_models else " (in-sample)")
+             TRAINING_FEATURES_NOTE[cfg.training_features].format(k=len(cfg.oof_models)))
     import ray.data
 
     trainer = TorchTrainer(

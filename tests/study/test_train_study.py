@@ -64,6 +64,34 @@ def test_a_different_split_is_refused(slice_model, capsys):
     assert "was validated on" in capsys.readouterr().err
 
 
+def test_stacking_on_the_slice_models_own_data_is_refused(slice_model, capsys):
+    root, uri = slice_model
+    argv = ["train-study", "--data", str(root), "--slice-model", "models:/ich-slice-test/latest", "--stacking",
+            "--epochs", "1", "--tracking-uri", uri, "--run-name", "refused-stacking"]
+    assert main(argv) == 1
+    assert "a stacking root holds only patients the slice model never saw" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(900)
+def test_a_stacking_root_of_new_patients_trains_on_the_slice_models_own_logits(slice_model, tmp_path):
+    from mlflow import MlflowClient
+
+    _, uri = slice_model
+    synth, stack = tmp_path / "synth", tmp_path / "stack"
+    for argv in (["synth", "--out", str(synth), "--patients", "5", "--size", "64", "--seed", "11"],
+                 ["metadata", "--input", str(synth / "dicom"), "--labels", str(synth / "labels.csv"), "--out", str(stack)],
+                 ["clean", "--data", str(stack), "--size", "64"]):
+        assert main(argv) == 0, argv
+    argv = ["train-study", "--data", str(stack), "--slice-model", "models:/ich-slice-test/latest", "--stacking",
+            "--epochs", "1", "--workers", "1", "--tracking-uri", uri, "--run-name", "study-stacking"]
+    assert main(argv) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("ich-ray/study").experiment_id
+    (run,) = client.search_runs([experiment], "tags.mlflow.runName = 'study-stacking'")
+    assert (run.data.tags["training_features"], run.data.tags["features"]) == ("stacking", "logits")
+    assert int(run.data.params["embedding_dim"]) == 6  # the six logits of the slice model
+
+
 @pytest.mark.timeout(900)
 def test_predict_with_the_study_model_and_labels_keeps_blank_slices_out_of_the_triage(slice_model, tmp_path):
     import json
