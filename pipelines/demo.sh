@@ -33,7 +33,7 @@ step "6/9 train two architectures on the six labels with Ray Train (CPU; ResNet1
 # weights, train with no frozen-body epoch). ResNet18 (version 1 of ich-ray-demo) is the triage model.
 # AlexNet trains on one worker: its 57M parameters make each DDP step's gradient all-reduce (230 MB over
 # loopback on 2 CPUs) cost more than the step itself.
-ich-ray train --data "$ROOT" --arch resnet18 --task multilabel --epochs 6 --set 'sizes=[64,128]' --workers 2 \
+ich-ray train --data "$ROOT" --arch resnet18 --task multilabel --epochs 8 --set 'sizes=[64,128]' --workers 2 \
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-resnet18-multilabel --register-as ich-ray-demo
 ich-ray train --data "$ROOT" --arch alexnet --task multilabel --epochs 2 --set 'sizes=[64]' --workers 1 \
   --set lr=0.003 --tracking-uri "$TRACKING" --run-name demo-alexnet-multilabel --register-as ich-ray-demo
