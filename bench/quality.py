@@ -10,7 +10,7 @@
 4. The same model on the 28 real slices of a normal head (../shared/data/real-ct-ge/, one GE patient).
 
     python bench/quality.py [--seed 0] [--patients 40] [--holdout-patients 16] [--epochs 10] [--workdir DIR]
-                            [--keep DIR]
+                            [--keep DIR] [--folds K | --stack-patients N]
 
 `--keep DIR` works in DIR instead of a temporary folder and reuses what an earlier run with the same
 arguments left there (the data sets and the trained slice models, by their recorded checkpoint paths), so
@@ -26,9 +26,14 @@ p_<label>, threshold score) so a study-level model can be scored on the same sli
 5. The study-level model (`ich-ray train-study`'s code: a BiGRU refining each series' slice logits) on the
    same held-out slices, applied through predict's own refinement: sequence_logloss is its RSNA weighted log
    loss, sequence_gain the relative reduction against the slice model's slice_logloss (goal >= 0.10). Its
-   training features are out of fold, as the top RSNA solutions made them: `--folds` more slice models (same
-   recipe), each trained without one fold of the training patients, give that fold's logits; the slice
-   model's own held-out split keeps the slice model's logits (as new patients get in predict).
+   training logits come from patients the slice model never trained on, either out of fold, as the top RSNA
+   solutions made them (`--folds K` more slice models, same recipe, each trained without one fold of the
+   training patients, give that fold's logits; the slice model's own held-out split keeps the slice model's
+   logits, as new patients get in predict), or with `--stack-patients N` from a stacking set: N more
+   patients (seed + 2000) scored by the slice model itself (`train-study --stacking`), the same model as at
+   predict time, whose labels the slice model never learns from. At this size the fold models are much
+   weaker than the full model (README), so out-of-fold logits do not look like the ones the study model
+   refines. `--folds 0` without `--stack-patients` skips this stage.
 
 Last line: threshold_auc_any=X slice_auc_any=Y slice_logloss=Z study_auc_any=W real_normal_mean_any=V
 sequence_logloss=S sequence_gain=G
