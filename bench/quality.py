@@ -92,8 +92,9 @@ def train_model(root: Path, epochs: int, size: int, batch: int, seed: int, fold:
     name = "bench-quality" if fold is None else f"bench-quality-fold{fold}of{folds}"
     record = root / f"{name}.checkpoint"
     if record.is_file():
-        log.info("reusing %s: %s", name, record.read_text())
-        return record.read_text()
+        checkpoint = record.read_text()
+        log.info("reusing %s: %s", name, checkpoint)
+        return checkpoint
     cfg = TrainConfig(data=str(root), arch="resnet18", task="multilabel", epochs=epochs, sizes=(size // 2, size),
                       batch_size=batch, workers=1, cpus_per_worker=1, track=False, run_name=name,
                       lr=2e-3, seed=seed, fold=fold, folds=folds)

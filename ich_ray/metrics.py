@@ -56,10 +56,8 @@ def weighted_log_loss(y_true: np.ndarray, y_prob: np.ndarray, labels) -> float:
     input validation, six times per call, cost ~20 s a run there (the values are equal, tests/test_metrics.py).
     """
     weights = np.asarray(rsna_weights(labels), dtype=np.float64)
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.clip(np.asarray(y_prob, dtype=np.float64), LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
-    if y.ndim != 2 or y.shape != p.shape or y.shape[1] != len(labels) or not len(y):
-        raise ValueError(f"expected y_true and y_prob of shape [N>0, {len(labels)}], got {y.shape} and {p.shape}")
+    y, p = _check(y_true, y_prob, labels)
+    p = np.clip(p, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
     per_label = -np.mean(y * np.log(p) + (1 - y) * np.log1p(-p), axis=0)
     return float(np.dot(weights, per_label) / weights.sum())
 
