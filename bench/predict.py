@@ -2,12 +2,14 @@
 
 Both read every file of a synthetic set, order slices within series, prepare them with the clean recipe
 and run the same randomly initialised model. The naive loop reads each file once and predicts one slice at
-a time; the pipeline is `predict_files` (Ray Data, actor pool, batches) on an already
-started local Ray (Ray's start-up is excluded; actor start-up is included).
+a time; the pipeline is `predict_files` as `ich-ray predict` calls it (no actor count: up to
+`LOCAL_PREDICT_FILES` files in the driver, in batches, else an actor pool), and the actor pool is
+`predict_files` with `--cpus` actors (Ray Data, batches), on an already started local Ray (Ray's start-up is
+excluded; actor start-up is included). The three run interleaved, best of `--repeat` each.
 
     .venv/bin/python bench/predict.py [--patients 16] [--size 128] [--cpus 2] [--repeat 2]
 
-Last line: predict_vs_naive=<pipeline slices/s over naive slices/s>.
+Last line: predict_vs_naive=<pipeline slices/s over naive> predict_actors_vs_naive=<actor pool over naive>.
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ def naive(paths: list[str], spec, state) -> int:
     return len(ordered)
 
 
-def pipeline(paths: list[str], spec, state, cpus: int) -> int:
+def pipeline(paths: list[str], spec, state, actors: int | None) -> int:
     from ich_ray.predict.inference import predict_files
 
-    return predict_files(paths, spec, state, batch_size=32, actors=cpus)[1].height
+    return predict_files(paths, spec, state, batch_size=32, actors=actors)[1].height
 
 
 def main() -> None:
@@ -86,17 +88,18 @@ def main() -> None:
         torch.set_num_threads(args.cpus)  # the naive loop's model may use every core
         init_ray(num_cpus=args.cpus, object_store_memory=512 * 1024**2)
         # Interleaved, best of `repeat` (this VM's speed drifts within minutes); actor start-up counts each time.
-        naive_rate = pipe_rate = 0.0
+        runs = {"naive": lambda: naive(paths, spec, state), "pipeline": lambda: pipeline(paths, spec, state, None),
+                "actors": lambda: pipeline(paths, spec, state, args.cpus)}
+        best, slices = dict.fromkeys(runs, 0.0), {}
         for _ in range(args.repeat):
-            start = time.perf_counter()
-            n_naive = naive(paths, spec, state)
-            naive_rate = max(naive_rate, n_naive / (time.perf_counter() - start))
-            start = time.perf_counter()
-            n_pipe = pipeline(paths, spec, state, args.cpus)
-            pipe_rate = max(pipe_rate, n_pipe / (time.perf_counter() - start))
-            print(f"naive loop: {n_naive} slices, best {naive_rate:.1f} slices/s; "
-                  f"predict pipeline: {n_pipe} slices, best {pipe_rate:.1f} slices/s", flush=True)
-    print(f"predict_vs_naive={pipe_rate / naive_rate:.2f}")
+            for name, run in runs.items():
+                start = time.perf_counter()
+                slices[name] = run()
+                best[name] = max(best[name], slices[name] / (time.perf_counter() - start))
+            print("; ".join(f"{name}: {slices[name]} slices, best {best[name]:.1f} slices/s" for name in runs),
+                  flush=True)
+    print(f"predict_vs_naive={best['pipeline'] / best['naive']:.2f} "
+          f"predict_actors_vs_naive={best['actors'] / best['naive']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""Batch inference on Ray Data: read + prepare + predict in an actor pool.
+"""Batch inference: read + prepare + predict, in the driver for a few studies, else in a Ray Data actor pool.
+
+Where it runs: an actor pool pays, per actor, a worker process that imports torch and torchvision and
+builds the model (on a 2-CPU VM the first slice of a pool of two reached the model ~15-18 s after the
+start), while the driver already has the model's code imported and predicts ~2x faster per slice than the
+one-slice loop by batching. Up to `LOCAL_PREDICT_FILES` files (a few studies: the triage case) and with no
+actor count asked for, the same predictor classes run in the driver, batch after batch, with torch on the
+driver's threads; the results are identical.
 
 `predict_files` takes one of two paths. A recipe without 2.5D context needs no slice order to prepare a
 slice, so every file goes straight to the actor pool (`FilePredictor`): the actors start at once, each
@@ -32,6 +39,11 @@ HEADER_FILES_PER_TASK = 64
 # Up to this many files the header pass runs in the driver: a header read costs ~1 ms, while Ray worker
 # processes for the tasks take seconds to start (and the actor pool's start-up reaps idle ones).
 LOCAL_HEADER_FILES = 2000
+# Up to this many files (and with no actor count given), prediction runs in the driver (see above).
+# Measured on 2 CPUs (ResNet18, 128 px, bench/predict.py's data): the driver ~44 slices/s, a pool of two
+# actors ~57 slices/s once started, after ~15 s of start-up: the pool pays off from ~3,000 files there;
+# 1,000 leaves room for clusters whose actors start faster.
+LOCAL_PREDICT_FILES = 1000
 RESULT_SCHEMA = pa.schema(
     [("path", pa.string()), ("error_type", pa.string()), ("error", pa.string()), ("blank", pa.bool_()),
      *((name, pa.float64()) for name in PROB_COLUMNS), ("embedding", pa.list_(pa.float32()))]
@@ -175,20 +187,38 @@ def default_actors() -> int:
 
 def predict_files(paths: list[str], spec: ModelSpec, state: dict, batch_size: int, actors: int | None = None,
                   embeddings: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(header rows ordered within series as `read_headers` gives them, RESULT_SCHEMA rows of their ok rows)."""
-    if spec.recipe.context:
-        ordered = read_headers(paths)
-        return ordered, predict_slices(ordered, spec, state, batch_size, actors, embeddings)
+    """(header rows ordered within series as `read_headers` gives them, RESULT_SCHEMA rows of their ok rows).
+
+    `actors`: the actor pool's size (default: `default_actors`); without it, up to `LOCAL_PREDICT_FILES`
+    files are predicted in the driver."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    in_driver = actors is None and len(paths) <= LOCAL_PREDICT_FILES
+    if spec.recipe.context:
+        ordered = read_headers(paths)
+        return ordered, predict_slices(ordered, spec, state, batch_size, actors, embeddings, in_driver=in_driver)
     if not paths:
         return order_slices(header_rows([])), pl.from_arrow(RESULT_SCHEMA.empty_table())
-    table = _run_actor_pool(pa.table({"path": paths}), FilePredictor, spec, state, batch_size, actors, embeddings)
+    run = _run_in_driver if in_driver else _run_actor_pool
+    table = run(pa.table({"path": paths}), FilePredictor, spec, state, batch_size, actors, embeddings)
     ordered = order_slices(table.select(list(HEADER_SCHEMA)).cast(HEADER_SCHEMA))
     results = table.filter(pl.col("status") == "ok").select(
         "path", pl.col("prepare_error_type").alias("error_type"), pl.col("prepare_error").alias("error"),
         *RESULT_SCHEMA.names[3:])
     return ordered, results.cast(dict(pl.from_arrow(RESULT_SCHEMA.empty_table()).schema))
+
+
+def _run_in_driver(table: pa.Table, predictor: type, spec: ModelSpec, state: dict, batch_size: int,
+                   actors: int | None, embeddings: bool) -> pl.DataFrame:
+    """`_run_actor_pool`'s rows, from one `predictor` in this process (torch on its current thread count)."""
+    import torch
+
+    model = predictor(spec, state, threads=torch.get_num_threads(), embeddings=embeddings)
+    tables = []
+    for batch in table.to_batches(max_chunksize=batch_size):
+        out = model({name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.schema.names})
+        tables.append(pl.from_arrow(out))
+    return pl.concat(tables, how="vertical_relaxed") if tables else pl.DataFrame()
 
 
 def _run_actor_pool(table: pa.Table, predictor: type, spec: ModelSpec, state: dict, batch_size: int,
@@ -217,15 +247,17 @@ def _run_actor_pool(table: pa.Table, predictor: type, spec: ModelSpec, state: di
 
 
 def predict_slices(ordered: pl.DataFrame, spec: ModelSpec, state: dict, batch_size: int,
-                   actors: int | None = None, embeddings: bool = False) -> pl.DataFrame:
-    """RESULT_SCHEMA rows (probabilities, blank, embedding when asked, or error) for every ok row of `ordered`."""
+                   actors: int | None = None, embeddings: bool = False, in_driver: bool = False) -> pl.DataFrame:
+    """RESULT_SCHEMA rows (probabilities, blank, embedding when asked, or error) for every ok row of
+    `ordered`, from an actor pool or (`in_driver`) this process."""
     rows = ordered.filter(pl.col("slice_index").is_not_null()).sort("series_instance_uid", "slice_index")
     if rows.is_empty():
         return pl.from_arrow(RESULT_SCHEMA.empty_table())
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     items = rows.select("path", pl.col("prev_path").fill_null(""), pl.col("next_path").fill_null(""))
-    result = _run_actor_pool(items.to_arrow(), SlicePredictor, spec, state, batch_size, actors, embeddings)
+    run = _run_in_driver if in_driver else _run_actor_pool
+    result = run(items.to_arrow(), SlicePredictor, spec, state, batch_size, actors, embeddings)
     if result.height != rows.height:
         raise RuntimeError(f"predict: {rows.height} slices sent to the model but {result.height} results came back")
     return result

@@ -58,3 +58,23 @@ def test_one_read_per_file_refuses_a_context_recipe():
     spec, state = _spec_and_state(CleanRecipe(size=32, context=True))
     with pytest.raises(ValueError, match="has context"):
         inference.FilePredictor(spec, state)
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("context", [False, True], ids=["one-read", "2.5d"])
+def test_the_driver_and_the_actor_pool_give_the_same_predictions(ray_session, real_ct_dir, tmp_path, context):
+
+    from ich_ray.imaging.recipe import CleanRecipe
+
+    (tmp_path / "junk.dcm").write_bytes(b"not dicom" * 50)
+    paths = [*list_inputs(real_ct_dir)["path"].to_list()[:6], str(tmp_path / "junk.dcm")]
+    spec, state = _spec_and_state(CleanRecipe(size=32, context=context))
+    ordered, driver = inference.predict_files(paths, spec, state, batch_size=4)  # no actor count: the driver
+    ordered_pool, pool = inference.predict_files(paths, spec, state, batch_size=4, actors=1)
+    assert ordered.equals(ordered_pool)
+    assert driver.height == 6 and driver["error_type"].is_null().all()
+    probs = [c for c in driver.columns if c.startswith("prob_")]
+    driver, pool = driver.sort("path"), pool.sort("path")
+    assert driver.select("path", "blank").equals(pool.select("path", "blank"))
+    for column in probs:  # the same model and inputs; only the batch composition may differ
+        assert (driver[column] - pool[column]).abs().max() < 1e-5
