@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -26,9 +27,8 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
 
     `values` may be the stored integers of a slice (the metadata stage's case: the HU image is never built)
     or a HU image (slope 1, intercept 0). Sums are float64 (exact for integer pixels): for 8/16-bit integers
-    two dot products over one float64 copy of the slice (the Ray workers' malloc settings,
-    `ray_utils.WORKER_MALLOC_ENV`, reuse its pages), for wider or float values through numpy's buffered
-    casts; the window test is one wrapped subtraction and compare on the stored integers (this runs once
+    dot products over cache-sized float64 chunks (`_integer_sums`), for wider or float values through
+    numpy's buffered casts; the window test is one wrapped subtraction and compare on the stored integers (this runs once
     per file).
     """
     flat = np.asarray(values).reshape(-1)
@@ -37,13 +37,8 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
     if slope == 0:
         raise ValueError(f"pixel_stats: rescale slope must not be 0, got {slope}")
     if np.issubdtype(flat.dtype, np.integer) and flat.dtype.itemsize <= 2:
-        # Stored integers (the metadata stage's case): one cast to float64, then the sum and the sum of
-        # squares as two dot products (BLAS, ~3x faster than numpy's pairwise sum, no squared copy). Every
-        # product and partial sum is an integer below 2**53 for 16-bit values on up to 1024 x 1024 pixels,
-        # so both sums are exact in any order, equal to the buffered ones.
-        wide = flat.astype(np.float64)
-        mean = float(np.dot(wide, _ones(flat.size))) / flat.size
-        squares = float(np.dot(wide, wide))
+        total, squares = _integer_sums(flat)
+        mean = total / flat.size
     else:
         mean = float(flat.sum(dtype=np.float64)) / flat.size
         squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
@@ -56,6 +51,38 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
         "img_std": std * abs(slope),
         "img_pct_window": window_fraction(flat, slope, intercept),
     }
+
+
+def _integer_sums(flat: np.ndarray) -> tuple[float, float]:
+    """(sum, sum of squares) of 8/16-bit integers, exact, in cache-sized float64 chunks.
+
+    Each chunk is cast into this thread's `_SUM_CHUNK`-value scratch vector, then summed and squared as two
+    dot products (BLAS, ~3x faster than numpy's pairwise sum, no squared copy). Every product and partial
+    sum is an integer below 2**53 for 16-bit values on up to 1024 x 1024 pixels, so both sums are exact in
+    any order. A whole-slice float64 copy (2 MB for 512 px) left the CPU caches on every file and cost
+    2.5x the chunked sums inside the metadata stage's per-file loop (0.70 ms against 0.27 ms a slice).
+    """
+    scratch, ones = _scratch(), _ones(_SUM_CHUNK)
+    total = squares = 0.0
+    for start in range(0, flat.size, _SUM_CHUNK):
+        chunk = flat[start : start + _SUM_CHUNK]
+        wide = scratch[: chunk.size]
+        np.copyto(wide, chunk)
+        total += float(np.dot(wide, ones[: chunk.size]))
+        squares += float(np.dot(wide, wide))
+    return total, squares
+
+
+_SUM_CHUNK = 16384  # float64 values per chunk: 128 KiB, inside a core's L2 cache
+_LOCAL = threading.local()
+
+
+def _scratch() -> np.ndarray:
+    """This thread's float64 scratch vector of `_SUM_CHUNK` values (pixel_stats runs in any thread)."""
+    scratch = getattr(_LOCAL, "scratch", None)
+    if scratch is None:
+        scratch = _LOCAL.scratch = np.empty(_SUM_CHUNK, np.float64)
+    return scratch
 
 
 def window_fraction(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> float:
