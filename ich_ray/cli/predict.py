@@ -17,7 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="flag a study when its max `any` probability reaches this (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=None, help="slices per inference batch (default 32)")
-    parser.add_argument("--actors", type=int, default=None, help="inference actors (default: one per CPU)")
+    parser.add_argument("--actors", type=int, default=None,
+                        help="inference actors in a Ray Data actor pool (default: up to 1,000 files in this "
+                        "process, with no Ray; more files in one actor per CPU)")
     parser.add_argument("--smooth", action="store_true", default=None,
                         help="smooth slice probabilities along each series (off by default)")
     parser.add_argument("--study-model", default=None, metavar="URI",

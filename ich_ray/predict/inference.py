@@ -193,7 +193,7 @@ def predict_files(paths: list[str], spec: ModelSpec, state: dict, batch_size: in
     files are predicted in the driver."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    in_driver = actors is None and len(paths) <= LOCAL_PREDICT_FILES
+    in_driver = runs_in_driver(len(paths), actors)
     if spec.recipe.context:
         ordered = read_headers(paths)
         return ordered, predict_slices(ordered, spec, state, batch_size, actors, embeddings, in_driver=in_driver)
@@ -206,6 +206,11 @@ def predict_files(paths: list[str], spec: ModelSpec, state: dict, batch_size: in
         "path", pl.col("prepare_error_type").alias("error_type"), pl.col("prepare_error").alias("error"),
         *RESULT_SCHEMA.names[3:])
     return ordered, results.cast(dict(pl.from_arrow(RESULT_SCHEMA.empty_table()).schema))
+
+
+def runs_in_driver(files: int, actors: int | None) -> bool:
+    """Whether `predict_files` predicts `files` files in the driver, with no Ray at all (see the module)."""
+    return actors is None and files <= LOCAL_PREDICT_FILES
 
 
 def _run_in_driver(table: pa.Table, predictor: type, spec: ModelSpec, state: dict, batch_size: int,

@@ -17,7 +17,7 @@ from ich_ray.labels import LABELS
 from ich_ray.models.loading import ModelSpec, build_model, load_model
 from ich_ray.predict.evaluate import evaluate, write_metrics
 from ich_ray.predict.heatmap import study_panels, write_study_heatmap
-from ich_ray.predict.inference import predict_files
+from ich_ray.predict.inference import predict_files, runs_in_driver
 from ich_ray.predict.report import write_summary
 from ich_ray.predict.schema import FAILURE_SCHEMA, PREDICTION_SCHEMA
 from ich_ray.predict.slices import SliceLoader
@@ -112,7 +112,8 @@ def run_predict(cfg: PredictConfig) -> PredictSummary:
     listing = list_inputs(cfg.input)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    init_ray(cfg.address)
+    if not runs_in_driver(listing.height, cfg.actors):  # a few studies: no Ray to start (~5 s)
+        init_ray(cfg.address)
     embeddings = study is not None and study[0].features == "embedding"
     ordered, results = predict_files(listing["path"].to_list(), spec, state, cfg.batch_size, cfg.actors,
                                      embeddings=embeddings)

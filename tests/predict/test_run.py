@@ -4,6 +4,8 @@ synthetic DICOM (2.5D, 9 channels), the real GE series and a synthetic set with 
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 import pytest
 import torch
@@ -113,3 +115,28 @@ def test_mismatched_model_is_refused(real_ct_dir, tmp_path, capsys):
     torch.save({"metadata": bad, "model": {}}, ckpt)
     assert main(["predict", "--model", str(ckpt), "--input", str(real_ct_dir), "--out", str(tmp_path / "o")]) == 1
     assert "takes 3 input channels but its recipe makes 9" in capsys.readouterr().err
+
+
+def test_a_few_studies_are_predicted_in_this_process_without_starting_ray(real_ct_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from ich_ray.models.checkpoint import CHECKPOINT_FILE
+
+    recipe = CleanRecipe(size=32)
+    mean, std = get_spec("resnet18").normalization(recipe.channels)
+    metadata = model_metadata("resnet18", "multilabel", LABELS, recipe.to_json(), recipe.channels, 32, mean, std)
+    (tmp_path / "ckpt").mkdir()
+    torch.save({"metadata": metadata, "model": create_model("resnet18", len(LABELS), recipe.channels).state_dict()},
+               tmp_path / "ckpt" / CHECKPOINT_FILE)
+    script = (
+        "import sys, ray\n"
+        "from ich_ray.predict.run import PredictConfig, run_predict\n"
+        "s = run_predict(PredictConfig(model=sys.argv[1], input=sys.argv[2], out=sys.argv[3]))\n"
+        "print(s.slices, s.failed, ray.is_initialized())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ckpt"), str(real_ct_dir), str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-3:] == ["28", "0", "False"]
+    assert pl.read_csv(tmp_path / "out" / "predictions.csv").height == 28
