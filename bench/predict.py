@@ -53,9 +53,12 @@ def naive(paths: list[str], spec, state) -> int:
 
 
 def pipeline(paths: list[str], spec, state, actors: int | None) -> int:
+    import polars as pl
+
     from ich_ray.predict.inference import predict_files
 
-    return predict_files(paths, spec, state, batch_size=32, actors=actors)[1].height
+    results = predict_files(paths, spec, state, batch_size=32, actors=actors)[1]
+    return results.filter(pl.col("error_type").is_null()).height  # a slice that failed to prepare is no prediction
 
 
 def main() -> None:
