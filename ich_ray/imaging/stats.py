@@ -28,8 +28,8 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
     `values` may be the stored integers of a slice (the metadata stage's case: the HU image is never built)
     or a HU image (slope 1, intercept 0). Sums are float64 (exact for integer pixels): for 8/16-bit integers
     dot products over cache-sized float64 chunks (`_integer_sums`), for wider or float values through
-    numpy's buffered casts; the window test is one wrapped subtraction and compare on the stored integers (this runs once
-    per file).
+    numpy's buffered casts; the window test is one wrapped subtraction and compare on the stored integers
+    (this runs once per file).
     """
     flat = np.asarray(values).reshape(-1)
     if flat.size == 0:
@@ -95,7 +95,7 @@ def window_fraction(values: np.ndarray, slope: float = 1.0, intercept: float = 0
 
 
 def _ones(size: int) -> np.ndarray:
-    """A read-only float64 vector of ones (the sum as a dot product), one per image size."""
+    """A read-only float64 vector of ones (the sum as a dot product), one per length asked for."""
     ones = _ONES.get(size)
     if ones is None:
         ones = _ONES[size] = np.ones(size, np.float64)

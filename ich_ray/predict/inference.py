@@ -5,12 +5,12 @@ builds the model (on a 2-CPU VM the first slice of a pool of two reached the mod
 start), while the driver already has the model's code imported and predicts ~2x faster per slice than the
 one-slice loop by batching. Up to `LOCAL_PREDICT_FILES` files (a few studies: the triage case) and with no
 actor count asked for, the same predictor classes run in the driver, batch after batch, with torch on the
-driver's threads; the results are identical.
+driver's threads; the results are the same (to float rounding: the batches differ).
 
 `predict_files` takes one of two paths. A recipe without 2.5D context needs no slice order to prepare a
-slice, so every file goes straight to the actor pool (`FilePredictor`): the actors start at once, each
-reads its files once (header row, then pixels from the same bytes) and predicts them; the driver orders the
-header rows afterwards. A 2.5D recipe needs each slice's neighbours first, hence two passes:
+slice, so every file goes straight to the predictor (`FilePredictor`; in a pool the actors start at once):
+it reads each file once (header row, then pixels from the same bytes) and predicts it; the driver orders
+the header rows afterwards. A 2.5D recipe needs each slice's neighbours first, hence two passes:
 
 1. `read_headers`: every file's header (`slices.header_rows`), in Ray tasks for large inputs and in the
    driver for small ones; the driver orders slices by position within each series (`slices.order_slices`),
