@@ -19,9 +19,11 @@ import os
 import shutil
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -169,6 +171,27 @@ def _export_jpg(img, sop: str, recipe: CleanRecipe, export_dir: str) -> None:
     os.replace(tmp, target)
 
 
+class RecentSlices:
+    """The HU images of the last `keep` files read: a 2.5-D batch, in slice order, then reads each file once
+    (slice i's next neighbour is slice i+1, whose previous one is slice i) instead of three times.
+
+    A failed read is not kept: it raises again for the next slice that needs the file. `prepare_slice`
+    never writes into its inputs, so one image can serve three slices.
+    """
+
+    def __init__(self, keep: int = 3):
+        self.keep = keep
+        self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def hu(self, path: str) -> np.ndarray:
+        image = self._images.get(path)
+        if image is None:
+            image = self._images[path] = read_hu(path)
+            if len(self._images) > self.keep:
+                self._images.popitem(last=False)
+        return image
+
+
 def clean_batch(batch: pa.Table, recipe_json: str, run_id: str, failures_dir: str, export_dir: str | None) -> pa.Table:
     """Ray `map_batches` UDF: selected slices -> `IMAGES_SCHEMA` rows; failures go to `failures_dir`."""
     recipe = CleanRecipe.from_json(recipe_json)
@@ -176,12 +199,13 @@ def clean_batch(batch: pa.Table, recipe_json: str, run_id: str, failures_dir: st
     sops = batch.column("sop_instance_uid").to_pylist()
     prevs, nexts = batch.column("path_prev").to_pylist(), batch.column("path_next").to_pylist()
     keep, images, sizes, failures = [], [], [], []
+    recent = RecentSlices()
     for i, path in enumerate(paths):
         try:
-            hu = read_hu(path)
+            hu = recent.hu(path)
             neighbours = None
             if recipe.context:
-                neighbours = tuple(read_hu(p) if p else None for p in (prevs[i], nexts[i]))
+                neighbours = tuple(recent.hu(p) if p else None for p in (prevs[i], nexts[i]))
             img = prepare_slice(hu, recipe, neighbours=neighbours)
             images.append(encode_slice(img, recipe))
             if export_dir:

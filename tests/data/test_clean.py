@@ -171,3 +171,27 @@ def test_a_file_corrupted_after_metadata_is_refused_by_clean_with_the_same_check
     assert quarantine.select("path", "error_type", "error").rows() == [
         (str(inputs / "05.dcm"), "ImplausibleValueError",
          "RescaleIntercept (0028,1052) is 1e+300: must be a finite number within +-32768 HU")]
+
+
+def test_a_2_5d_batch_reads_each_file_once_and_makes_the_same_images(real_ct_dir, tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from ich_ray.data import clean
+    from ich_ray.dicom.read import read_hu
+    from ich_ray.imaging.recipe import encode_slice, prepare_slice
+    from ich_ray.labels import ID_COLUMNS
+
+    paths = list_inputs(real_ct_dir)["path"].to_list()[:6]
+    prevs, nexts = [None, *paths[:-1]], [*paths[1:], None]
+    batch = pa.table({"path": paths, **{c: [f"{c}-{i}" for i in range(6)] for c in ID_COLUMNS},
+                      "slice_index": pa.array(range(6), pa.int32()),
+                      **{c: pa.array([0] * 6, pa.int8()) for c in LABEL_COLUMNS},
+                      "path_prev": prevs, "path_next": nexts})
+    recipe = CleanRecipe(size=64, context=True)
+    reads = []
+    monkeypatch.setattr(clean, "read_hu", lambda path: reads.append(path) or read_hu(path))
+    out = clean.clean_batch(batch, recipe.to_json(), "run", str(tmp_path), None)
+    assert sorted(reads) == sorted(paths)  # once each, where reading per slice took 16 reads
+    expected = [encode_slice(prepare_slice(read_hu(p), recipe, tuple(read_hu(n) if n else None for n in (a, b))), recipe)
+                for p, a, b in zip(paths, prevs, nexts, strict=True)]
+    assert out.column("image").to_pylist() == expected
