@@ -120,6 +120,7 @@ def train_study(cfg: StudyConfig) -> StudyResult:
     from ich_ray.study.worker import study_worker
     from ich_ray.tracking.tracker import tracking_tags
     from ich_ray.tracking.uri import check_tracking_uri
+    from ich_ray.train.data import epoch_order
     from ich_ray.train.driver import check_cluster, run_config, scaling_config, sharded_eval_data_config
 
     started = time.perf_counter()
@@ -154,7 +155,7 @@ def train_study(cfg: StudyConfig) -> StudyResult:
         study_worker,
         train_loop_config={"cfg": config_to_dict(cfg), "plan": plan, "params": params, "tags": tags},
         scaling_config=scaling_config(cfg), run_config=run_config(cfg),
-        datasets={"train": ray.data.from_arrow(train_table).randomize_block_order(),
+        datasets={"train": ray.data.from_arrow(train_table).randomize_block_order(seed=epoch_order(cfg.seed)),
                   "valid": ray.data.from_arrow(valid_table)},
         dataset_config=sharded_eval_data_config(),
     )

@@ -196,14 +196,14 @@ def read_and_decode(paths: dict[str, np.ndarray], plan: DataPlan, valid: bool, b
                 yield decode_batch(rows, plan)
 
 
-def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False) -> dict:
+def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, seed: int | None = None) -> dict:
     """Ray Datasets {"train", "valid"} over the images/ shards, decoded in parallel tasks.
 
     One task per shard reads it, selects the split's rows and decodes them (`read_and_decode`), so the
     encoded bytes never pass through the object store and decoded blocks stream to the trainer as they are
     made. Batches with no row of the split yield nothing, where an empty decoded batch would make Ray store
     the image column as pickled Python objects (its tensor type cannot hold zero rows), slowing every
-    consumer. The train split's shards come in a new random order every epoch: the shuffle runs on the
+    consumer. The train split's shards come in a new random order every epoch, drawn from `seed` (`epoch_order`): the shuffle runs on the
     path list, not on decoded blocks, so it holds nothing back (a block shuffle after decoding is an
     all-to-all barrier: the first batch would wait for the whole epoch to be decoded, and an epoch larger
     than the object store would spill).
@@ -215,17 +215,29 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False) ->
     """
     import ray.data
 
+    order = epoch_order(seed)
     columns = sorted({*ID_COLUMNS, "image", *(label_column(n) for n in plan.labels),
                       *(["label_any"] if plan.positives_only else [])})
     out = {}
     for name, valid in (("train", False), ("valid", True)):
         paths = ray.data.from_items([{"path": f} for f in plan.files], override_num_blocks=len(plan.files))
         if name == "train" and not cache:
-            paths = paths.randomize_block_order()
+            paths = paths.randomize_block_order(seed=order)
         out[name] = paths.map_batches(read_and_decode, batch_size=1, fn_kwargs={
             "plan": plan, "valid": valid, "batch_rows": batch_rows, "columns": columns})
         if cache:
+            # in shard order, so the cached block list (which the seeded shuffle permutes) is the same in
+            # every run; the tasks still run in parallel
+            out[name].context.execution_options.preserve_order = True
             out[name] = out[name].materialize()
     if cache:
-        out["train"] = out["train"].randomize_block_order()
+        out["train"] = out["train"].randomize_block_order(seed=order)
     return out
+
+
+def epoch_order(seed: int | None):
+    """The train split's block order: a new one every epoch (every execution of the dataset), the same
+    sequence of orders for the same seed; None: unseeded."""
+    import ray.data
+
+    return None if seed is None else ray.data.RandomSeedConfig(seed=seed, reseed_after_execution=True)

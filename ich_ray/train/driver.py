@@ -47,7 +47,12 @@ def fit_sizes(cfg: TrainConfig, stored_size: int) -> TrainConfig:
 
 def sharded_eval_data_config(eval_names: tuple[str, ...] = ("valid",)):
     """Train V2 DataConfig: `train` split equally (DDP needs equal step counts), eval sets split unequally so
-    every validation row is scored exactly once (the default equal split may drop rows)."""
+    every validation row is scored exactly once (the default equal split may drop rows).
+
+    `train` is read in order (`preserve_order`): its blocks reach the workers in the seeded order
+    `build_datasets` drew, not in the order parallel tasks happen to finish, so the same seed trains the
+    same model (each worker's local shuffle is seeded per epoch too).
+    """
     from ray.train import DataConfig
 
     from ich_ray.compat import train_ingest_copy
@@ -63,7 +68,9 @@ def sharded_eval_data_config(eval_names: tuple[str, ...] = ("valid",)):
                     output[i][name] = split
             return output
 
-    return ShardedEvalDataConfig()
+    ordered = DataConfig.default_ingest_options()
+    ordered.preserve_order = True
+    return ShardedEvalDataConfig(execution_options={"train": ordered})
 
 
 def scaling_config(cfg: TrainConfig):

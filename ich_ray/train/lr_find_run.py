@@ -17,7 +17,7 @@ from pathlib import Path
 from ich_ray.config import config_to_dict
 from ich_ray.train.config import LRFindConfig, TrainConfig
 from ich_ray.train.data import DataPlan, build_datasets
-from ich_ray.train.driver import prepare, run_config, scaling_config
+from ich_ray.train.driver import prepare, run_config, scaling_config, sharded_eval_data_config
 from ich_ray.train.lr_finder import LRFindResult, lr_range_test
 from ich_ray.train.tasks import SliceTask
 
@@ -64,7 +64,8 @@ def find_lr(cfg: TrainConfig, plan: DataPlan, **test_args) -> LRFindResult:
         lr_find_worker,
         train_loop_config={"cfg": config_to_dict(lr_cfg), "plan": dataclasses.asdict(plan)},
         scaling_config=scaling_config(lr_cfg), run_config=run_config(lr_cfg, name=name),
-        datasets={"train": build_datasets(plan)["train"]},
+        datasets={"train": build_datasets(plan, seed=cfg.seed)["train"]},
+        dataset_config=sharded_eval_data_config(),
     )
     checkpoint = trainer.fit().checkpoint
     if checkpoint is None:

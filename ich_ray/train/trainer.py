@@ -85,7 +85,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                            "lr_find": dataclasses.asdict(found) if found is not None else None},
         scaling_config=scaling_config(cfg),
         run_config=run_config(cfg),
-        datasets=build_datasets(plan, cache=should_cache(cfg.cache, plan, object_store_bytes())),
+        datasets=build_datasets(plan, cache=should_cache(cfg.cache, plan, object_store_bytes()), seed=cfg.seed),
         dataset_config=sharded_eval_data_config(),
     )
     result = trainer.fit()

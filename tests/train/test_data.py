@@ -17,6 +17,8 @@ from ich_ray.train.data import (
     uid_hash,
 )
 
+from .conftest import write_images_table
+
 
 def test_plan_splits_by_patient_and_counts_every_row(images_root):
     plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
@@ -113,3 +115,27 @@ def test_an_out_of_fold_plan_leaves_its_fold_out_of_training_only(images_root):
         assert not trained & set(plan.excluded_keys) and not trained & set(plan.valid_keys)
         left_out += plan.excluded_keys
     assert sorted(left_out) == sorted(set(table["patient_id"].to_pylist()) - set(full.valid_keys))
+
+
+def _epoch_orders(dataset, epochs: int = 3) -> list[list[int]]:
+    return [[int(h) for batch in dataset.iter_batches(batch_size=8) for h in batch["uid_hash"]]
+            for _ in range(epochs)]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "streaming"])
+def test_a_seed_gives_the_same_new_order_every_epoch_run_after_run(ray_session, tmp_path, cache):
+    """Two builds with one seed stream the train split in the same sequence of orders; the epochs differ."""
+    root = write_images_table(tmp_path, patients=4, slices=6, shards=6)
+    plan = plan_data(root, ("any",), "patient", 0.25, seed=0)
+
+    def orders(seed):
+        train = build_datasets(plan, cache=cache, seed=seed)["train"]
+        train.context.execution_options.preserve_order = True  # as Ray Train reads it (`sharded_eval_data_config`)
+        return _epoch_orders(train)
+
+    first, again = orders(0), orders(0)
+    assert first == again
+    assert sorted(first[0]) == sorted(first[1]) and len(first[0]) == plan.n_train
+    assert len({tuple(o) for o in first}) > 1  # a new order each epoch, not one frozen order
+    assert orders(1) != first

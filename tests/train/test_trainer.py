@@ -104,6 +104,26 @@ def test_train_tracks_checkpoints_and_resumes(ray_session, small_root, tmp_path,
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_the_same_seed_trains_the_same_model(ray_session, tmp_path):
+    """Two DDP runs with one seed (2 workers, 2 epochs, 6 shards streamed in a seeded order, decoded by parallel
+    tasks): the same losses to the last bit."""
+    from ich_ray.train.config import TrainConfig
+    from ich_ray.train.trainer import train
+
+    root = write_images_table(tmp_path / "data", patients=4, slices=10, shards=6)
+
+    def losses(name):
+        result = train(TrainConfig(data=str(root), epochs=2, sizes=(64,), batch_size=8, workers=2,
+                                   valid_fraction=0.25, track=False, storage_path=str(tmp_path), run_name=name,
+                                   freeze_epochs=0, cache="never", seed=3))
+        return result.metrics["train_loss"], result.metrics["valid_loss"]
+
+    assert losses("first") == losses("again")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_validation_gather_counts_every_slice_once(ray_session, small_root, tmp_path):
     """2 workers score uneven validation shards; the worker audits the gathered ids (count and uniqueness)."""
     from ich_ray.train.config import TrainConfig
