@@ -14,7 +14,7 @@ import numpy as np
 
 from ich_ray.config import config_to_dict
 from ich_ray.data.splits import check_split
-from ich_ray.models.loading import load_model
+from ich_ray.models.loading import MLFLOW_SCHEMES, load_model
 from ich_ray.study.config import StudyConfig
 from ich_ray.study.embed import embed_images
 from ich_ray.study.features import with_study_inputs
@@ -43,21 +43,19 @@ class StudyResult:
 
 
 def slice_run_id(source: str, tracking_uri: str | None) -> str | None:
-    """The MLflow run that trained `source` (runs:/ or models:/ URIs), None for a checkpoint folder."""
-    if source.startswith("runs:/"):
-        return source.removeprefix("runs:/").split("/", 1)[0]
-    if not source.startswith("models:/"):
-        return None
-    from mlflow import MlflowClient
+    """The MLflow run that trained `source`, None for a checkpoint folder.
 
-    name, _, ref = source.removeprefix("models:/").partition("/")
-    client = MlflowClient(tracking_uri)
-    if "@" in name:
-        name, alias = name.split("@", 1)
-        return client.get_model_version_by_alias(name, alias).run_id
-    if ref in ("", "latest"):
-        return max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)).run_id
-    return client.get_model_version(name, ref).run_id
+    MLflow resolves every model URI form (runs:/, models:/<name>/<version|latest>, models:/<name>@<alias>,
+    and the models:/m-<id> URI `log_model` returns) and reads the run from the model's MLmodel file.
+    """
+    if not source.startswith(MLFLOW_SCHEMES):
+        return None
+    import mlflow
+
+    from ich_ray.tracking.tracker import scoped_tracking_uri
+
+    with scoped_tracking_uri(tracking_uri):
+        return mlflow.models.get_model_info(source).run_id
 
 
 def check_held_out(cfg: StudyConfig, series) -> None:
