@@ -198,8 +198,10 @@ def ray_ingest(plan, batch: int, shuffle_buffer: int) -> tuple[float, float]:
     """(images/s, images per CPU-second) of one streaming epoch of the train split, iterated as the training
     worker iterates it (`ich_ray.train.worker._epoch`), on the driver."""
     from ich_ray.train.data import build_datasets
+    from ich_ray.train.driver import train_ingest_options
 
-    dataset = build_datasets(plan, cache=False)["train"]
+    dataset = build_datasets(plan, cache=False, seed=0)["train"]
+    dataset.context.execution_options = train_ingest_options()  # read as Ray Train reads it
     wall, cpu, done = time.perf_counter(), _tree_cpu_s(), 0
     for item in dataset.iter_torch_batches(batch_size=batch, prefetch_batches=4,
                                            local_shuffle_buffer_size=shuffle_buffer):

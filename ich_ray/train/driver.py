@@ -68,9 +68,18 @@ def sharded_eval_data_config(eval_names: tuple[str, ...] = ("valid",)):
                     output[i][name] = split
             return output
 
-    ordered = DataConfig.default_ingest_options()
-    ordered.preserve_order = True
-    return ShardedEvalDataConfig(execution_options={"train": ordered})
+    return ShardedEvalDataConfig(execution_options={"train": train_ingest_options()})
+
+
+def train_ingest_options():
+    """The Ray Data options the train split is read with: Train's defaults, in order (see
+    `sharded_eval_data_config`). In order cost ~4% of streaming ingest throughput on 2 CPUs (best of 3,
+    498 against 518 images/s)."""
+    from ray.train import DataConfig
+
+    options = DataConfig.default_ingest_options()
+    options.preserve_order = True
+    return options
 
 
 def scaling_config(cfg: TrainConfig):

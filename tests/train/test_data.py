@@ -16,6 +16,7 @@ from ich_ray.train.data import (
     should_cache,
     uid_hash,
 )
+from ich_ray.train.driver import train_ingest_options
 
 from .conftest import write_images_table
 
@@ -131,7 +132,7 @@ def test_a_seed_gives_the_same_new_order_every_epoch_run_after_run(ray_session, 
 
     def orders(seed):
         train = build_datasets(plan, cache=cache, seed=seed)["train"]
-        train.context.execution_options.preserve_order = True  # as Ray Train reads it (`sharded_eval_data_config`)
+        train.context.execution_options = train_ingest_options()  # as Ray Train reads it
         return _epoch_orders(train)
 
     first, again = orders(0), orders(0)
