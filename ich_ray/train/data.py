@@ -203,10 +203,10 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, se
     encoded bytes never pass through the object store and decoded blocks stream to the trainer as they are
     made. Batches with no row of the split yield nothing, where an empty decoded batch would make Ray store
     the image column as pickled Python objects (its tensor type cannot hold zero rows), slowing every
-    consumer. The train split's shards come in a new random order every epoch, drawn from `seed` (`epoch_order`): the shuffle runs on the
-    path list, not on decoded blocks, so it holds nothing back (a block shuffle after decoding is an
-    all-to-all barrier: the first batch would wait for the whole epoch to be decoded, and an epoch larger
-    than the object store would spill).
+    consumer. The train split's shards come in a new random order every epoch, drawn from `seed`
+    (`epoch_order`): the shuffle runs on the path list, not on decoded blocks, so it holds nothing back (a
+    block shuffle after decoding is an all-to-all barrier: the first batch would wait for the whole epoch to
+    be decoded, and an epoch larger than the object store would spill).
     With `cache`, both splits are decoded now, on every CPU, and kept in the object store: each epoch then
     streams decoded blocks (their order shuffled per epoch) instead of re-reading and re-decoding the PNGs
     on the CPUs training shares (measured on 2 cores: the trainer waited 6-9 s per 40 s epoch for batches
