@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -71,9 +70,10 @@ def check_hu_range(lowest: float, highest: float, path: str) -> None:
             )
 
 
-def stored_range_hu(values: np.ndarray, slope: float, intercept: float) -> tuple[float, float]:
-    """(lowest, highest) HU of stored `values` under the rescale, without building the HU image."""
-    lo, hi = float(values.min()) * slope + intercept, float(values.max()) * slope + intercept
+def stored_range_hu(value_range: tuple[float, float], slope: float, intercept: float) -> tuple[float, float]:
+    """(lowest, highest) HU of stored values spanning `value_range` (min, max) under the rescale, without
+    building the HU image."""
+    lo, hi = float(value_range[0]) * slope + intercept, float(value_range[1]) * slope + intercept
     return (lo, hi) if lo <= hi else (hi, lo)
 
 

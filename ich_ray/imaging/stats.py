@@ -21,12 +21,15 @@ def brain_fraction(hu: np.ndarray, low: float = BRAIN_LOW_HU, high: float = BRAI
     return float(inside / hu.size)
 
 
-def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> dict[str, float]:
+def pixel_stats(
+    values: np.ndarray, slope: float = 1.0, intercept: float = 0.0, value_range: tuple[float, float] | None = None
+) -> dict[str, float]:
     """img_min, img_max, img_mean, img_std and img_pct_window (fraction of pixels with 0 < HU < 80) of the
     image HU = values * slope + intercept.
 
     `values` may be the stored integers of a slice (the metadata stage's case: the HU image is never built)
-    or a HU image (slope 1, intercept 0). Sums are float64 (exact for integer pixels): for 8/16-bit integers
+    or a HU image (slope 1, intercept 0). `value_range`, the (min, max) of `values` when the caller has it
+    (`StoredPixels.value_range`), saves the two passes that find them. Sums are float64 (exact for integer pixels): for 8/16-bit integers
     dot products over cache-sized float64 chunks (`_integer_sums`), for wider or float values through
     numpy's buffered casts; the window test is one wrapped subtraction and compare on the stored integers
     (this runs once per file).
@@ -43,7 +46,8 @@ def pixel_stats(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) 
         mean = float(flat.sum(dtype=np.float64)) / flat.size
         squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
     std = float(np.sqrt(max(squares / flat.size - mean * mean, 0.0)))
-    lo, hi = sorted((float(flat.min()) * slope + intercept, float(flat.max()) * slope + intercept))
+    low, high = (flat.min(), flat.max()) if value_range is None else value_range
+    lo, hi = sorted((float(low) * slope + intercept, float(high) * slope + intercept))
     return {
         "img_min": lo,
         "img_max": hi,

@@ -58,6 +58,31 @@ def test_pxrepr_fix_recovers_hu_exactly(write_ct):
     np.testing.assert_array_equal(hu, true_hu.astype(np.float32))
 
 
+@pytest.mark.parametrize("case", ["signed", "bad_intercept", "unused_high_bits", "rle"])
+def test_stored_pixels_carry_the_range_of_the_values_they_hold(write_ct, make_ct, ramp, case):
+    """The (min, max) found once per slice is that of the values after the fix, the unused-bit correction and
+    any decode: the HU range check and the statistics read it instead of scanning the slice again."""
+    if case == "bad_intercept":
+        true_hu = np.linspace(-100, 500, ramp.size).round().astype(np.int32).reshape(ramp.shape)
+        # stored 0..500 and 3996..4095; after the fix 900..1500: the range moves
+        path = write_ct("fix.dcm", np.mod(true_hu, 4096), pixel_representation=0, bits_stored=12, intercept="0")
+    elif case == "unused_high_bits":
+        stored = np.mod(ramp.astype(np.int32), 4096).astype(np.uint16)
+        stored[0, 0] |= 0xF000  # garbage in the 4 bits above BitsStored, which pydicom's decoder masks off
+        path = write_ct("bits.dcm", stored, pixel_representation=0, bits_stored=12, intercept="-1024")
+    elif case == "rle":
+        ds = make_ct(ramp)
+        ds.compress(RLELossless)
+        path = write_ct("rle.dcm", ds)
+    else:
+        path = write_ct("signed.dcm", ramp)
+    ds = read_dicom(path)
+    stored = pixels.stored_pixels(ds, str(path))
+    assert stored.value_range == (stored.values.min(), stored.values.max())
+    expected = ds.pixel_array if case != "bad_intercept" else np.mod(ds.pixel_array.astype(np.int32) + 1000, 4096)
+    np.testing.assert_array_equal(stored.values, expected)
+
+
 def test_slope_and_intercept(write_ct, ramp):
     path = write_ct("slope.dcm", ramp, intercept="-1024", slope="0.5")
     hu, fixed = to_hu(read_dicom(path), str(path))

@@ -59,3 +59,10 @@ def test_stats_on_stored_integers_match_the_hu_image(dtype, slope, intercept):
 def test_zero_slope_is_refused():
     with pytest.raises(ValueError, match="slope must not be 0"):
         pixel_stats(np.ones((4, 4), np.uint16), slope=0.0)
+
+
+@pytest.mark.parametrize("slope", [1.0, -0.5])
+def test_a_given_value_range_gives_the_stats_the_scan_gives(slope):
+    stored = np.random.default_rng(1).integers(-1024, 3072, (64, 64)).astype(np.int16)
+    given = pixel_stats(stored, slope, -1024.0, (int(stored.min()), int(stored.max())))
+    assert given == pixel_stats(stored, slope, -1024.0)
