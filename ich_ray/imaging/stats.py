@@ -29,10 +29,10 @@ def pixel_stats(
 
     `values` may be the stored integers of a slice (the metadata stage's case: the HU image is never built)
     or a HU image (slope 1, intercept 0). `value_range`, the (min, max) of `values` when the caller has it
-    (`StoredPixels.value_range`), saves the two passes that find them. Sums are float64 (exact for integer pixels): for 8/16-bit integers
-    dot products over cache-sized float64 chunks (`_integer_sums`), for wider or float values through
-    numpy's buffered casts; the window test is one wrapped subtraction and compare on the stored integers
-    (this runs once per file).
+    (`StoredPixels.value_range`), saves the two passes that find them. Sums are float64 (exact for integer
+    pixels): for 8/16-bit integers dot products over cache-sized float64 chunks (`_integer_sums`), for wider
+    or float values through numpy's buffered casts; the window test is one wrapped subtraction and compare
+    on the stored integers (this runs once per file).
     """
     flat = np.asarray(values).reshape(-1)
     if flat.size == 0:
