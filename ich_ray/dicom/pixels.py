@@ -30,9 +30,11 @@ FIX_OFFSET = 1000
 FIX_WRAP = 4096
 FIX_INTERCEPT = -1000.0
 
-# pydicom tries a syntax's installed plugins in its own order, GDCM first for JPEG 2000. On a 512 px CT slice
-# (bench/preprocess.py) pylibjpeg-openjpeg decodes JPEG 2000 ~1.5x faster than GDCM, and pylibjpeg-rle RLE ~5x
-# faster than pydicom's numpy decoder: use those when installed, else pydicom's order.
+# pydicom tries a syntax's installed plugins in its own order, GDCM first for JPEG 2000. pylibjpeg-rle decodes
+# RLE ~5x faster than pydicom's numpy decoder (bench/preprocess.py). For JPEG 2000, GDCM runs threads: in one
+# idle process it is faster by the clock (23-24 ms against 28-34 ms a 512 px slice), but it uses more CPU
+# (35-39 ms against 28-34 ms, same output), and a stage that keeps every core busy pays CPU time; so
+# pylibjpeg-openjpeg. Use those when installed, else pydicom's order.
 PREFERRED_PLUGINS = {RLELossless: "pylibjpeg", JPEG2000Lossless: "pylibjpeg", JPEG2000: "pylibjpeg"}
 # Uncompressed little-endian pixel data is read in place (`native_stored`), without pydicom's decoder.
 NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)

@@ -89,7 +89,8 @@ def test_each_syntax_decodes_with_its_permissive_decoder(compressed_files, refer
 
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless], ids=lambda uid: uid.name)
 def test_rle_and_jpeg2000_use_the_pylibjpeg_plugins(syntax):
-    """pylibjpeg-rle is ~5x pydicom's numpy RLE decoder, pylibjpeg-openjpeg ~1.5x GDCM (bench/preprocess.py)."""
+    """pylibjpeg-rle is ~5x pydicom's numpy RLE decoder; pylibjpeg-openjpeg uses less CPU a slice than GDCM
+    (bench/preprocess.py's per-CPU-second rates)."""
     assert decoding_plugin(get_decoder(syntax), syntax) == "pylibjpeg"
 
 
