@@ -79,9 +79,11 @@ def stored_pixels(ds: Dataset, path: str) -> StoredPixels:
     Raises what `checks.check_image_header`, `decode_stored` and `checks.check_hu_range` raise.
     """
     warnings = check_image_header(ds, path)  # before decoding: a corrupt matrix must not reach the decoder
-    stored = native_stored(ds)
-    values = decode_stored(ds, path) if stored is None else stored
-    pixels = _rescaled(ds, values, _value_range(values), path, warnings)
+    native = native_stored(ds)
+    if native is None:
+        values = decode_stored(ds, path)
+        native = values, _value_range(values)
+    pixels = _rescaled(ds, *native, path, warnings)
     check_hu_range(*stored_range_hu(pixels.value_range, pixels.slope, pixels.intercept), path)
     return pixels
 
@@ -91,12 +93,13 @@ def _value_range(values: np.ndarray) -> tuple[int, int]:
     return values.min().item(), values.max().item()
 
 
-def native_stored(ds: Dataset) -> np.ndarray | None:
-    """The stored values of uncompressed little-endian 8- or 16-bit pixel data, exactly as pydicom's native
-    decoder gives them, but as a read-only view on the bytes pydicom read: no decode, no copy (a decode
-    copied the 512 KB of a slice, as long as the rest of the metadata stage's work on it). None for any
-    other encoding (`decode_stored` handles those). Call after `check_image_header`, which checked that the
-    pixel data holds Rows x Columns values of BitsAllocated bits.
+def native_stored(ds: Dataset) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """(values, their (min, max)): the stored values of uncompressed little-endian 8- or 16-bit pixel data,
+    exactly as pydicom's native decoder gives them, but as a read-only view on the bytes pydicom read: no
+    decode, no copy (a decode copied the 512 KB of a slice, as long as the rest of the metadata stage's work
+    on it). None for any other encoding (`decode_stored` handles those). Call after `check_image_header`,
+    which checked that the pixel data holds Rows x Columns values of BitsAllocated bits. The range found for
+    the unused-bits test is the one returned (found again only after a correction).
     """
     tsyntax = ds.file_meta.get("TransferSyntaxUID")
     bits = tag_value(ds, "bits_allocated")
@@ -109,21 +112,22 @@ def native_stored(ds: Dataset) -> np.ndarray | None:
     shape = (tag_value(ds, "rows"), tag_value(ds, "columns"))
     values = np.frombuffer(data, dtype=f"<{'i' if signed else 'u'}{bits // 8}", count=shape[0] * shape[1])
     values = values.reshape(shape)
+    value_range = _value_range(values)
     stored_bits = tag_value(ds, "bits_stored")
-    if stored_bits < bits and _uses_unused_bits(values, stored_bits, signed):
+    if stored_bits < bits and _uses_unused_bits(value_range, stored_bits, signed):
         # pydicom's correction: drop the unused high bits (sign-extending signed values). It changes no
         # value that fits BitsStored, so it is only paid when some value does not.
         values = values.copy()
         np.left_shift(values, bits - stored_bits, out=values)
         np.right_shift(values, bits - stored_bits, out=values)
-    return values
+        value_range = _value_range(values)
+    return values, value_range
 
 
-def _uses_unused_bits(values: np.ndarray, stored_bits: int, signed: bool) -> bool:
-    if not signed:  # unsigned values cannot fall below 0: one pass, not two
-        return int(values.max()) > (1 << stored_bits) - 1
-    low, high = -(1 << (stored_bits - 1)), (1 << (stored_bits - 1)) - 1
-    return int(values.min()) < low or int(values.max()) > high
+def _uses_unused_bits(value_range: tuple[int, int], stored_bits: int, signed: bool) -> bool:
+    """Whether values spanning `value_range` (min, max) leave the range BitsStored can hold."""
+    low, high = (-(1 << (stored_bits - 1)), (1 << (stored_bits - 1)) - 1) if signed else (0, (1 << stored_bits) - 1)
+    return value_range[0] < low or value_range[1] > high
 
 
 def _rescaled(

@@ -131,15 +131,13 @@ def _open(source: str | Path | bytes, name: str, whole: bool) -> tuple[io.Buffer
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         fp, size = io.BytesIO(source), len(source)
+    elif isinstance(source, (str, Path)) and whole:
+        data = Path(source).read_bytes()
+        fp, size = io.BytesIO(data), len(data)
     elif isinstance(source, (str, Path)):
-        raw = open(source, "rb", buffering=0)  # closed by read_dicom (or here, for a whole read)
+        raw = open(source, "rb", buffering=0)  # closed by read_dicom
         size = os.fstat(raw.fileno()).st_size
-        if whole:
-            with raw:
-                data = raw.read()  # unbuffered: one read of the whole file
-            fp, size = io.BytesIO(data), len(data)  # the size of what was read, should the file change
-        else:
-            fp = _SizedReader(raw, size)
+        fp = _SizedReader(raw, size)
     else:
         raise TypeError(f"read_dicom: source must be a path or bytes, got {type(source).__name__}")
     if size == 0:
