@@ -4,6 +4,7 @@ Ray Train, against the same model, recipe and step on batches already in GPU mem
     python bench/gpu_train.py                    # one GPU box (no network needed: it writes its own data)
     python bench/gpu_train.py --tiny             # CPU smoke check with tiny sizes, then the ingest figure
     python bench/gpu_train.py --ingest-only      # the ingest figure alone (CPU)
+    ... --format png                             # images stored as PNG instead of raw (the default)
 
 Goals (H100): end to end >= 4,000 images/s and >= 0.9x the in-memory figure. The end-to-end path decodes
 every epoch (`--cache never`, what the full RSNA set needs: ~150 GB decoded at 256 px); `--cache auto` measures
@@ -17,7 +18,7 @@ recipe: 3-window PNG), their rows repeated with fresh ids to `--ingest-rows`. Th
 `iter_torch_batches` exactly as the training worker does (batch 256, prefetch 4, 1,024-row local shuffle);
 the bare side is one process reading the same shards and running the same `decode_slice` and batch assembly
 (stack to a uint8 [B, C, H, W] tensor). Interleaved rounds, best of each. Goal: ingest_vs_bare >= 0.8.
-    ingest_images_per_s_per_core=X bare_decode_images_per_s=Y ingest_vs_bare=Z ingest_vs_bare_cpu=W
+    format=F ingest_images_per_s_per_core=X bare_decode_images_per_s=Y ingest_vs_bare=Z ingest_vs_bare_cpu=W
 X is the Ray rate over the Ray cluster's CPUs, Z = X / Y. W is the same ratio counted in CPU time (images
 per CPU-second of this process and all its children: driver, raylet, GCS, Ray workers; against the bare
 loop's process time), which a machine shared with other jobs does not distort.
@@ -41,8 +42,9 @@ import pyarrow.parquet as pq
 log = logging.getLogger("bench.gpu_train")
 
 
-def _slice_png(seed: int, size: int) -> tuple[bytes, int]:
-    """One smooth head-like 3-channel slice (compressible like real CT) with a bleed blob on odd seeds."""
+def _slice_png(seed: int, size: int, fmt: str = "png") -> tuple[bytes, int]:
+    """One smooth head-like 3-channel slice (compressible like real CT) with a bleed blob on odd seeds,
+    encoded as `fmt` (png: what `decode_images_per_s` times)."""
     from ich_ray.imaging.encode import encode_image
 
     rng = np.random.default_rng(seed)
@@ -54,17 +56,19 @@ def _slice_png(seed: int, size: int) -> tuple[bytes, int]:
         cy, cx = rng.uniform(0.35, 0.65, 2)
         img[((yy - cy) ** 2 + (xx - cx) ** 2) < 0.004] = 220
     img = img.astype(np.uint8)
-    return encode_image(np.stack([img, img // 2, img // 3], axis=-1), "png"), positive
+    return encode_image(np.stack([img, img // 2, img // 3], axis=-1), fmt), positive
 
 
-def write_images(root: Path, rows: int, unique: int, size: int) -> None:
-    """ROOT/images with `rows` rows (the `unique` encoded slices repeated), in the images/ contract."""
+def write_images(root: Path, rows: int, unique: int, size: int, fmt: str) -> None:
+    """ROOT/images with `rows` rows (the `unique` encoded slices repeated), in the images/ contract, images
+    stored as `fmt` in shards compressed as clean writes them."""
+    from ich_ray.imaging.encode import IMAGE_COMPRESSION
     from ich_ray.imaging.recipe import CleanRecipe
     from ich_ray.labels import LABEL_COLUMNS
 
     with ProcessPoolExecutor(max(1, (os.cpu_count() or 2) - 1)) as pool:
-        encoded = list(pool.map(partial(_slice_png, size=size), range(unique), chunksize=16))
-    recipe = CleanRecipe(size=size, crop=False).to_json()
+        encoded = list(pool.map(partial(_slice_png, size=size, fmt=fmt), range(unique), chunksize=16))
+    recipe = CleanRecipe(size=size, crop=False, format=fmt).to_json()
     out = root / "images"
     out.mkdir(parents=True)
     per_shard = 2048
@@ -80,7 +84,7 @@ def write_images(root: Path, rows: int, unique: int, size: int) -> None:
         }
         for column in LABEL_COLUMNS:
             table[column] = pa.array([p for _, p in data], pa.int8())
-        pq.write_table(pa.table(table), out / f"part-{start // per_shard:05d}.parquet")
+        pq.write_table(pa.table(table), out / f"part-{start // per_shard:05d}.parquet", compression=IMAGE_COMPRESSION)
 
 
 def in_memory_images_per_s(size: int, batch: int, steps: int, use_gpu: bool) -> float:
@@ -127,15 +131,16 @@ def decode_images_per_s(size: int, unique: int) -> float:
     return done / (time.perf_counter() - started)
 
 
-def clean_images(root: Path, patients: int, size: int) -> Path:
-    """ROOT/images/ made by the real stages: synthetic DICOM -> `ich-ray metadata` -> `ich-ray clean`."""
+def clean_images(root: Path, patients: int, size: int, fmt: str) -> Path:
+    """ROOT/images/ made by the real stages: synthetic DICOM -> `ich-ray metadata` -> `ich-ray clean`, images
+    stored as `fmt`."""
     from ich_ray.data.clean import CleanConfig, run_clean
     from ich_ray.data.metadata import MetadataConfig, run_metadata
     from ich_ray.synthetic.generate import generate_dataset
 
     synth = generate_dataset(root / "synth", patients=patients, size=size, seed=0, malformed=False)
     run_metadata(MetadataConfig(input=str(synth.dicom_dir), out=str(root / "data"), labels=str(synth.labels_csv)))
-    run_clean(CleanConfig(data=str(root / "data"), size=size))
+    run_clean(CleanConfig(data=str(root / "data"), size=size, format=fmt))
     return root / "data"
 
 
@@ -143,6 +148,8 @@ def repeat_images(source: Path, out: Path, rows: int, per_shard: int = 1000) -> 
     """OUT/images: the rows of SOURCE/images repeated to `rows` (ids suffixed per copy, so every row stays
     unique), in shards of `per_shard` rows like `clean` writes at scale (`ROWS_PER_SHARD`)."""
     import pyarrow.compute as pc
+
+    from ich_ray.imaging.encode import IMAGE_COMPRESSION
 
     from ich_ray.data.io import parquet_files
     from ich_ray.labels import ID_COLUMNS
@@ -158,7 +165,8 @@ def repeat_images(source: Path, out: Path, rows: int, per_shard: int = 1000) -> 
     repeated = pa.concat_tables(copies).slice(0, rows)
     (out / "images").mkdir(parents=True)
     for start in range(0, rows, per_shard):
-        pq.write_table(repeated.slice(start, per_shard), out / "images" / f"part-{start // per_shard:05d}.parquet")
+        pq.write_table(repeated.slice(start, per_shard), out / "images" / f"part-{start // per_shard:05d}.parquet",
+                       compression=IMAGE_COMPRESSION)
     return out
 
 
@@ -181,16 +189,15 @@ def bare_decode(root: Path, batch: int) -> tuple[float, float]:
     import torch
 
     from ich_ray.data.io import parquet_files
-    from ich_ray.imaging.recipe import CleanRecipe, decode_slice
+    from ich_ray.imaging.recipe import CleanRecipe, decode_slices
 
     wall, cpu, done = time.perf_counter(), time.process_time(), 0
     for path in parquet_files(root / "images"):
         table = pq.read_table(path, columns=["image", "recipe"])
         recipe = CleanRecipe.from_json(table["recipe"][0].as_py())
-        data = table["image"].to_pylist()
-        for start in range(0, len(data), batch):
-            images = np.stack([decode_slice(d, recipe) for d in data[start:start + batch]])
-            done += len(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))))
+        for start in range(0, table.num_rows, batch):
+            images = decode_slices(table["image"].slice(start, batch), recipe)
+            done += len(torch.from_numpy(np.array(images)))  # one writable copy, as a Ray batch is
     return done / (time.perf_counter() - wall), done / (time.process_time() - cpu)
 
 
@@ -209,8 +216,8 @@ def ray_ingest(plan, batch: int, shuffle_buffer: int) -> tuple[float, float]:
     return done / (time.perf_counter() - wall), done / (_tree_cpu_s() - cpu)
 
 
-def ingest_figure(rows: int, rounds: int, batch: int = 256, size: int = 256, patients: int = 8) -> str:
-    """The CPU ingest line (see the module docstring)."""
+def ingest_figure(rows: int, rounds: int, fmt: str, batch: int = 256, size: int = 256, patients: int = 8) -> str:
+    """The CPU ingest line for images stored as `fmt` (see the module docstring)."""
     import ray
 
     from ich_ray.ray_utils import init_ray
@@ -219,9 +226,9 @@ def ingest_figure(rows: int, rounds: int, batch: int = 256, size: int = 256, pat
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        cleaned = clean_images(root / "clean", patients, size)
+        cleaned = clean_images(root / "clean", patients, size, fmt)
         data = repeat_images(cleaned, root / "ingest", rows)
-        log.info("ingest data: %d rows at %d px from the clean stage in %.1f s", rows, size,
+        log.info("ingest data: %d rows at %d px (%s) from the clean stage in %.1f s", rows, size, fmt,
                  time.perf_counter() - started)
         init_ray(None)
         cpus = ray.cluster_resources()["CPU"]
@@ -234,7 +241,7 @@ def ingest_figure(rows: int, rounds: int, batch: int = 256, size: int = 256, pat
                 log.info("round %d %s: %.0f images/s, %.0f images per CPU-second", turn, name, rate, per_cpu_s)
                 best[name] = (max(best[name][0], rate), max(best[name][1], per_cpu_s))
     per_core, bare = best["ingest"][0] / cpus, best["bare"][0]
-    return (f"ingest_images_per_s_per_core={per_core:.0f} bare_decode_images_per_s={bare:.0f} "
+    return (f"format={fmt} ingest_images_per_s_per_core={per_core:.0f} bare_decode_images_per_s={bare:.0f} "
             f"ingest_vs_bare={per_core / bare:.3f} ingest_vs_bare_cpu={best['ingest'][1] / best['bare'][1]:.3f}")
 
 
@@ -250,6 +257,8 @@ def main() -> None:
     parser.add_argument("--ingest-only", action="store_true", help="only the ingest figure (CPU), no training")
     parser.add_argument("--ingest-rows", type=int, default=8192, help="rows of the ingest figure's images/")
     parser.add_argument("--ingest-rounds", type=int, default=3, help="interleaved rounds of the ingest figure")
+    parser.add_argument("--format", default="raw", choices=("png", "jpeg", "raw"),
+                        help="the stored image format of the training data and the ingest figure (CleanRecipe.format)")
     parser.add_argument("--no-ray", action="store_true",
                         help="machines without Ray: in-memory GPU figure and the PNG decode ceiling only")
     args = parser.parse_args()
@@ -259,7 +268,7 @@ def main() -> None:
         size, rows, unique, epochs, batch, use_gpu = 64, 96, 32, 1, 16, False
 
     if args.ingest_only:
-        print(ingest_figure(args.ingest_rows, args.ingest_rounds))
+        print(ingest_figure(args.ingest_rows, args.ingest_rounds, args.format))
         return
     if args.no_ray:
         memory = in_memory_images_per_s(size, batch, steps=40, use_gpu=use_gpu)
@@ -274,7 +283,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        write_images(root, rows, unique, size)
+        write_images(root, rows, unique, size, args.format)
         log.info("wrote %d rows at %d px in %.1f s", rows, size, time.perf_counter() - started)
         init_ray(None, **({"num_cpus": 4} if args.tiny else {}))
         cfg = TrainConfig(data=str(root), arch="resnet18", task="binary", epochs=epochs, sizes=(size,),
@@ -290,7 +299,7 @@ def main() -> None:
         import ray
 
         ray.shutdown()  # the ingest figure counts the CPUs of a cluster of its own
-        print(ingest_figure(args.ingest_rows, args.ingest_rounds))
+        print(ingest_figure(args.ingest_rows, args.ingest_rounds, args.format))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ def add_clean_options(parser) -> None:
         "--context", action="store_const", const=True, default=None,
         help="2.5D: previous/this/next slice per window",
     )
-    parser.add_argument("--format", choices=("png", "jpeg"), default=None, help="image encoding (default png)")
+    parser.add_argument(
+        "--format", choices=("png", "jpeg", "raw"), default=None,  # imaging.encode.FORMATS, not imported here
+        help="image encoding (default raw: the uint8 values, the cheapest to decode in training; png, jpeg)",
+    )
     parser.add_argument("--export-jpg", default=None, metavar="DIR", help="also write DIR/<sop uid>.jpg (3 channels)")
 
 

@@ -33,6 +33,7 @@ from ich_ray.data.quarantine import QUARANTINE_SCHEMA, empty_quarantine, publish
 from ich_ray.data.snapshot import DataRoot, link_parts, new_run_id
 from ich_ray.data.summary import StageSummary
 from ich_ray.dicom.read import read_hu
+from ich_ray.imaging.encode import IMAGE_COMPRESSION
 from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
 from ich_ray.labels import ID_COLUMNS, LABEL_COLUMNS
 from ich_ray.ray_utils import fused_stage_context, init_ray
@@ -264,7 +265,7 @@ def clean_slices(
                     "export_dir": str(Path(cfg.export_jpg).resolve()) if cfg.export_jpg else None,
                 },
             )
-            ds.write_parquet(str(new_images))
+            ds.write_parquet(str(new_images), compression=IMAGE_COMPRESSION)
     images = count_rows(new_images)
     failures = scan_table(failures_dir)  # a retried task may have written a slice's failure twice
     failures = failures.unique("path").collect().lazy() if failures is not None else empty_quarantine()

@@ -16,6 +16,7 @@ One run, under the root's writer lock (a second concurrent run fails at once wit
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -33,6 +34,7 @@ from ich_ray.data.quarantine import metadata_failures, publish_quarantine
 from ich_ray.data.snapshot import DataRoot, link_parts, new_run_id
 from ich_ray.data.summary import StageSummary
 from ich_ray.data.tables import publish_metadata
+from ich_ray.imaging.recipe import CleanRecipe
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,26 @@ def carry_images(previous: Path | None, affected: pl.DataFrame, dest: Path, run_
         if kept.select(pl.len()).collect().item():
             kept.sink_parquet(dest / f"{part.stem}-{run_id}.parquet")
     link_parts(untouched, dest)
+
+
+def check_same_recipe(images: Path | None, recipe: CleanRecipe) -> None:
+    """Refuse a run whose recipe differs from the one the root's images/ were made with: the carried-over
+    images and the rebuilt ones would mix two recipes in one table, which training refuses (and a recipe
+    default that changed between versions would do it silently). Names each differing field."""
+    parts = parquet_files(images)
+    if not parts:
+        return
+    stored = pl.scan_parquet(parts).select("recipe").unique().collect()["recipe"].to_list()
+    for text in stored:
+        old = CleanRecipe.from_json(text)
+        if old == recipe:
+            continue
+        fields = [f.name for f in dataclasses.fields(CleanRecipe) if getattr(old, f.name) != getattr(recipe, f.name)]
+        differences = "; ".join(f"{name}: {getattr(old, name)!r} there, {getattr(recipe, name)!r} asked" for name in fields)
+        raise ValueError(
+            f"{images} holds images made with another recipe ({differences}): reprocess would mix two recipes "
+            f"in one images/ table. Pass the options it was made with, or rebuild images/ with `ich-ray clean` first"
+        )
 
 
 def _affected_series(raw: pl.LazyFrame, previous: pl.LazyFrame | None) -> pl.DataFrame:
@@ -153,13 +175,14 @@ def run_reprocess(cfg: ReprocessConfig) -> ReprocessSummary:
     from ich_ray.ray_utils import init_ray
 
     start = time.perf_counter()
-    cfg.clean_config().recipe()  # validate the clean options before any work
+    recipe = cfg.clean_config().recipe()  # validate the clean options before any work
     labels = read_rsna_labels(cfg.labels) if cfg.labels else None
     root = DataRoot(cfg.data)
     root.root.mkdir(parents=True, exist_ok=True)
     with WriterLock(root.root):
         root.check_layout()
         root.recover()
+        check_same_recipe(root.table("images"), recipe)
         listing = list_inputs(cfg.input)
         diff = diff_inputs(listing, scan_table(root.table("manifest")))
         if diff.nothing_to_do:

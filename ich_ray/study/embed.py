@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ich_ray.data.io import parquet_files
-from ich_ray.imaging.recipe import decode_slice
+from ich_ray.imaging.recipe import decode_slices
 from ich_ray.labels import ID_COLUMNS, LABEL_COLUMNS
 from ich_ray.models.loading import ModelSpec
 
@@ -46,9 +46,8 @@ class SliceEmbedder:
         from ich_ray.models.features import features_and_logits
         from ich_ray.models.inputs import to_model_input
 
-        images = np.stack([decode_slice(data, self.spec.recipe) for data in batch["image"].to_pylist()])
-        x = to_model_input(torch.from_numpy(images).permute(0, 3, 1, 2), self.spec.image_size, self.spec.mean,
-                           self.spec.std)
+        images = np.array(decode_slices(batch["image"], self.spec.recipe))  # a writable copy for torch
+        x = to_model_input(torch.from_numpy(images), self.spec.image_size, self.spec.mean, self.spec.std)
         with torch.no_grad():
             embedding, logits = features_and_logits(self.arch, self.model, x)
         out = batch.select(list(KEEP_COLUMNS))

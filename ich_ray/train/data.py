@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ich_ray.data.io import parquet_files
 from ich_ray.data.splits import check_split, make_split, patient_folds
-from ich_ray.imaging.recipe import CleanRecipe, decode_slice
+from ich_ray.imaging.recipe import CleanRecipe, decode_slices
 from ich_ray.labels import ID_COLUMNS, label_column
 
 log = logging.getLogger(__name__)
@@ -152,13 +152,12 @@ def select_rows(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.Table:
 def decode_batch(rows: pa.Table, plan: DataPlan) -> dict[str, np.ndarray]:
     """Ray Data batch fn: decode the image bytes of `rows` (one split's, see `select_rows`) to uint8
     [B, C, H, W] and stack their labels."""
-    recipe = CleanRecipe.from_json(plan.recipe_json)
-    images = [decode_slice(data, recipe) for data in rows["image"].to_pylist()]
-    if not images:
+    if not rows.num_rows:
         raise ValueError("decode_batch got no rows: select the split first (select_rows), so batches are never empty")
+    images = decode_slices(rows["image"], CleanRecipe.from_json(plan.recipe_json))
     labels = np.stack([rows[label_column(n)].to_numpy(zero_copy_only=False) for n in plan.labels], axis=1)
     return {
-        "image": np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)),
+        "image": np.ascontiguousarray(images),
         "labels": labels.astype(np.float32).reshape(len(images), len(plan.labels)),
         **{key: uid_hash(rows[column].to_pylist()) for key, column in HASH_KEYS.items()},
     }

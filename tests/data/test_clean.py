@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -121,6 +122,22 @@ def test_context_makes_nine_channel_png(synth_dir, ray_session, tmp_path):
     assert any(
         not np.array_equal(decode_slice(d, recipe)[..., 0], decode_slice(d, recipe)[..., 1]) for d in images["image"]
     )
+
+
+def test_raw_images_hold_the_pixels_png_holds_in_zstd_shards(synth_dir, ray_session, tmp_path):
+    assert main(["metadata", "--input", str(synth_dir / "dicom"), "--out", str(tmp_path)]) == 0
+    decoded = {}
+    for fmt in ("png", "raw"):
+        assert main(["clean", "--data", str(tmp_path), "--size", "64", "--format", fmt]) == 0
+        images = pl.read_parquet(tmp_path / "images").sort("sop_instance_uid")
+        recipe = CleanRecipe.from_json(images["recipe"][0])
+        assert recipe.format == fmt
+        decoded[fmt] = np.stack([decode_slice(d, recipe) for d in images["image"]])
+        shard = pq.ParquetFile(next((tmp_path / "images").glob("*.parquet")))
+        image_column = shard.schema_arrow.get_field_index("image")
+        assert shard.metadata.row_group(0).column(image_column).compression == "ZSTD"
+    assert decoded["raw"].shape[1:] == (64, 64, 3) and decoded["raw"].max() > 0
+    np.testing.assert_array_equal(decoded["raw"], decoded["png"])
 
 
 def test_clean_without_metadata_says_what_to_run(ray_session, tmp_path, capsys):

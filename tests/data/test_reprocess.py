@@ -159,3 +159,18 @@ def test_reprocess_after_metadata_and_clean_parses_only_the_new_files(synth_dir,
     assert (summary.n_new, summary.n_changed, summary.n_unchanged) == (len(added), 0, len(old))
     assert summary.metadata.files_in == len(added)
     assert_consistent(inp, root)
+
+
+def test_a_run_with_another_recipe_than_the_images_is_refused_before_any_work(synth_dir, grown, capsys):
+    inp, root = grown
+    first, second, *_ = patients(synth_dir)
+    shutil.copytree(second, inp / second.name)
+    before = DataRoot(root).current()
+    args = ["reprocess", "--input", str(inp), "--data", str(root), "--size", SIZE, "--format", "png"]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "another recipe (format: 'raw' there, 'png' asked)" in err and str(root) in err
+    assert DataRoot(root).current() == before  # nothing committed
+    assert main(args[:-1] + ["raw"]) == 0  # the recipe the images were made with goes on
+    images = pl.read_parquet(root / "images")
+    assert images["recipe"].n_unique() == 1

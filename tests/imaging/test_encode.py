@@ -1,11 +1,13 @@
-"""Encode/decode round trips: PNG exact for any channel count, JPEG close for 1 and 3 channels."""
+"""Encode/decode round trips: PNG and raw exact for any channel count, JPEG close for 1 and 3 channels; raw
+batches as views on a binary column."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from ich_ray.imaging.encode import decode_image, encode_image, to_uint8
+from ich_ray.imaging.encode import decode_image, decode_raw, encode_image, raw_batch, to_uint8
 
 
 def image(channels: int, size: int = 64) -> np.ndarray:
@@ -71,3 +73,39 @@ def test_bad_inputs():
         decode_image(encode_image(image(3)), channels=9)
     with pytest.raises(ValueError, match="quality"):
         encode_image(image(3), "jpeg", quality=0)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 9])
+def test_raw_round_trip_is_exact_and_channel_planar(channels):
+    img = image(channels, size=16)
+    data = encode_image(img, "raw")
+    assert len(data) == 16 * 16 * channels
+    planes = np.frombuffer(data, np.uint8).reshape(channels, 16, 16)
+    for c in range(channels):
+        np.testing.assert_array_equal(planes[c], img[..., c])
+    np.testing.assert_array_equal(decode_raw(data, img.shape), img)
+
+
+def test_a_raw_batch_is_every_image_of_the_column_in_order():
+    images = [image(3, size=8) + i for i in range(5)]
+    column = pa.chunked_array([pa.array([encode_image(im, "raw") for im in images[:2]], pa.binary()),
+                               pa.array([encode_image(im, "raw") for im in images[2:]], pa.binary())])
+    # two chunks, a slice across them, and a one-chunk slice (an array offset into its buffers)
+    for part, start in ((column, 0), (column.slice(1, 3), 1), (column.combine_chunks().slice(2, 3), 2)):
+        batch = raw_batch(part, (8, 8, 3))
+        assert batch.shape == (len(part), 3, 8, 8)
+        for j in range(len(part)):
+            np.testing.assert_array_equal(batch[j].transpose(1, 2, 0), images[start + j])
+    large = pa.array([encode_image(im, "raw") for im in images], pa.large_binary())
+    np.testing.assert_array_equal(raw_batch(large, (8, 8, 3)), raw_batch(column, (8, 8, 3)))
+    assert raw_batch(column.slice(0, 0), (8, 8, 3)).shape == (0, 3, 8, 8)
+
+
+def test_raw_bytes_of_the_wrong_size_or_null_are_refused_by_position():
+    good = encode_image(image(3, size=8), "raw")
+    with pytest.raises(ValueError, match=r"image 1 holds 191 bytes, a \(8, 8, 3\) image 192"):
+        raw_batch(pa.array([good, good[:-1]], pa.binary()), (8, 8, 3))
+    with pytest.raises(ValueError, match="1 of 2 images are null"):
+        raw_batch(pa.array([good, None], pa.binary()), (8, 8, 3))
+    with pytest.raises(ValueError, match=r"191 bytes do not hold 1 image\(s\) of shape \(8, 8, 3\)"):
+        decode_raw(good[:-1], (8, 8, 3))

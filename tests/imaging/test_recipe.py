@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from ich_ray.imaging.recipe import CleanRecipe, decode_slice, encode_slice, prepare_slice
+from ich_ray.imaging.recipe import CleanRecipe, decode_slice, decode_slices, encode_slice, prepare_slice
 
 
 def head_slice(size: int = 128, value: float = 40.0, radius: int = 24) -> np.ndarray:
@@ -96,7 +97,18 @@ def test_neighbour_shape_must_match():
         prepare_slice(head_slice(), recipe, (None, np.zeros((10, 10), np.float32)))
 
 
-@pytest.mark.parametrize("recipe", [CleanRecipe(size=32), CleanRecipe(size=32, context=True)])
+@pytest.mark.parametrize("recipe", [CleanRecipe(size=32), CleanRecipe(size=32, context=True),
+                                    CleanRecipe(size=32, format="raw"), CleanRecipe(size=32, context=True, format="raw")])
 def test_encode_decode_slice_round_trip(recipe):
     img = prepare_slice(head_slice(), recipe)
     np.testing.assert_array_equal(decode_slice(encode_slice(img, recipe), recipe), img)
+
+
+@pytest.mark.parametrize("fmt", ["png", "raw"])
+def test_decode_slices_is_the_batch_of_decode_slice(fmt):
+    recipe = CleanRecipe(size=32, context=True, format=fmt)
+    images = [prepare_slice(head_slice() + shift, recipe) for shift in (0.0, 40.0, -300.0)]
+    column = pa.array([encode_slice(img, recipe) for img in images], pa.binary())
+    batch = decode_slices(column, recipe)
+    assert batch.shape == (3, 9, 32, 32) and batch.dtype == np.uint8
+    np.testing.assert_array_equal(batch, np.stack(images).transpose(0, 3, 1, 2))

@@ -31,10 +31,11 @@ def make_slice(rng: np.random.Generator, size: int, subtype: int | None) -> np.n
 
 
 def write_images_table(root: Path, patients: int = 4, slices: int = 12, size: int = 64, seed: int = 0,
-                       shards: int = 2) -> Path:
-    """ROOT/images/part-*.parquet with the contract's columns; every other slice is bleed-positive."""
+                       shards: int = 2, fmt: str = "png") -> Path:
+    """ROOT/images/part-*.parquet with the contract's columns, images stored as `fmt`; every other slice is
+    bleed-positive."""
     rng = np.random.default_rng(seed)
-    recipe = CleanRecipe(windows=("brain", "subdural", "bone"), size=size, crop=False)
+    recipe = CleanRecipe(windows=("brain", "subdural", "bone"), size=size, crop=False, format=fmt)
     rows: dict[str, list] = {k: [] for k in (
         "sop_instance_uid", "study_instance_uid", "series_instance_uid", "patient_id", "slice_index",
         *LABEL_COLUMNS, "image", "height", "width", "channels", "recipe")}

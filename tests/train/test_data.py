@@ -51,6 +51,18 @@ def test_decode_batch_selects_the_split_and_decodes_images(images_root):
     assert set(valid["uid_hash"].tolist()) == expected
 
 
+def test_raw_and_png_shards_decode_to_the_same_batches(images_root, tmp_path):
+    raw_root = write_images_table(tmp_path, fmt="raw")
+    batches = {}
+    for name, root in (("png", images_root), ("raw", raw_root)):
+        plan = plan_data(root, ("any",), "patient", 0.25, seed=0)
+        table = pq.read_table(sorted((root / "images").glob("*.parquet")))
+        batches[name] = decode_batch(select_rows(table, plan, valid=False), plan)
+    assert batches["raw"]["image"].shape == (36, 3, 64, 64)
+    for key in ("image", "labels", "uid_hash"):
+        np.testing.assert_array_equal(batches["raw"][key], batches["png"][key])
+
+
 def test_decode_refuses_an_empty_batch(images_root):
     plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
     table = pq.read_table(sorted((images_root / "images").glob("*.parquet"))[0])
