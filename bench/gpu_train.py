@@ -13,7 +13,7 @@ epochs streamed from decoded blocks cached in the object store. Last line:
 
 The ingest figure (`--tiny`, `--ingest-only`, or `--ingest` on a GPU box, printed last): the training input
 path alone, no model. Images come from the real stages (synth -> metadata -> clean at 256 px, default
-recipe: 3-window PNG), their rows repeated with fresh ids to `--ingest-rows`. The Ray Data side is
+recipe: 3 windows, stored as `--format`, default raw), their rows repeated with fresh ids to `--ingest-rows`. The Ray Data side is
 `ich_ray.train.data`'s `plan_data` + `build_datasets` (streaming, not cached) iterated with
 `iter_torch_batches` exactly as the training worker does (batch 256, prefetch 4, 1,024-row local shuffle);
 the bare side is one process reading the same shards and running the same `decode_slice` and batch assembly
@@ -149,9 +149,8 @@ def repeat_images(source: Path, out: Path, rows: int, per_shard: int = 1000) -> 
     unique), in shards of `per_shard` rows like `clean` writes at scale (`ROWS_PER_SHARD`)."""
     import pyarrow.compute as pc
 
-    from ich_ray.imaging.encode import IMAGE_COMPRESSION
-
     from ich_ray.data.io import parquet_files
+    from ich_ray.imaging.encode import IMAGE_COMPRESSION
     from ich_ray.labels import ID_COLUMNS
 
     table = pa.concat_tables(pq.read_table(f) for f in parquet_files(source / "images"))
