@@ -53,7 +53,11 @@ IMAGES_SCHEMA = pa.schema(
     ]
 )
 SLICES_PER_BATCH = 16
-ROWS_PER_SHARD = 1000  # at most ~50-100 MB of 256 px PNGs per Parquet file
+ROWS_PER_SHARD = 1000  # ~70 MB a Parquet file of 256 px 3-window images (raw in zstd, or PNG)
+# A clean task holds its shard's images until it writes them: at most this many bytes of uint8 values (the
+# size of raw images, a bound for PNG/JPEG), so 2.5D or larger images make shards of fewer rows: 1,000 rows
+# of 256 px x 3 channels (192 MiB), 455 of 256 px x 9, 341 of 512 px x 3.
+SHARD_IMAGE_BYTES = 256 * 2**20
 
 
 _RECIPE_DEFAULTS = CleanRecipe()
@@ -231,6 +235,12 @@ def clean_batch(batch: pa.Table, recipe_json: str, run_id: str, failures_dir: st
     return pa.Table.from_pydict(columns, schema=IMAGES_SCHEMA)
 
 
+def rows_per_shard(most: int, recipe: CleanRecipe) -> int:
+    """Images per clean task and shard: at most `most`, and at most `SHARD_IMAGE_BYTES` of image values."""
+    height, width, channels = recipe.shape
+    return max(1, min(most, SHARD_IMAGE_BYTES // (height * width * channels)))
+
+
 def clean_slices(
     metadata: pl.LazyFrame, series: pl.LazyFrame | None, cfg: CleanConfig, staged: Path, run_id: str
 ) -> CleanResult:
@@ -247,7 +257,7 @@ def clean_slices(
     # One block = one fused clean -> write task writing one images/ shard (map_batches without a batch_size
     # fuses with the write): 4 tasks per CPU for load balance, at most `rows_per_shard` images per task.
     # (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the whole clean in one.)
-    per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), cfg.rows_per_shard)
+    per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), rows_per_shard(cfg.rows_per_shard, recipe))
     kept = selection.filter(keep_slice(recipe.min_brain_fraction)).drop("img_pct_window", "duplicate_sop")
     blocks = _selection_blocks(kept, staged, per_block)
     if blocks:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ich_ray.cli.main import main
-from ich_ray.data.clean import keep_slice, log_filtered, select_slices
+from ich_ray.data.clean import ROWS_PER_SHARD, keep_slice, log_filtered, rows_per_shard, select_slices
 from ich_ray.data.io import list_inputs
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice
 from ich_ray.labels import LABEL_COLUMNS
@@ -212,3 +212,10 @@ def test_a_2_5d_batch_reads_each_file_once_and_makes_the_same_images(real_ct_dir
     expected = [encode_slice(prepare_slice(read_hu(p), recipe, tuple(read_hu(n) if n else None for n in (a, b))), recipe)
                 for p, a, b in zip(paths, prevs, nexts, strict=True)]
     assert out.column("image").to_pylist() == expected
+
+
+def test_a_shard_holds_at_most_its_byte_bound_of_image_values():
+    assert rows_per_shard(ROWS_PER_SHARD, CleanRecipe()) == ROWS_PER_SHARD  # 256 px x 3: 192 MiB
+    assert rows_per_shard(ROWS_PER_SHARD, CleanRecipe(context=True)) == 455  # 256 px x 9
+    assert rows_per_shard(ROWS_PER_SHARD, CleanRecipe(size=512)) == 341
+    assert rows_per_shard(10, CleanRecipe(size=4096, context=True)) == 1  # never 0
