@@ -63,6 +63,15 @@ def train_worker_pids(cluster) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def checkpoints_registered(run_dir: Path) -> int:
+    """Checkpoints the Ray Train controller has registered, from the snapshot its checkpoint manager keeps in
+    the run's storage folder (the ones a restarted worker group resumes from); 0 before the first."""
+    try:
+        return len(json.loads((run_dir / "checkpoint_manager_snapshot.json").read_text())["checkpoint_results"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):  # not written yet, or caught mid-write
+        return 0
+
+
 def epochs_logged(tracking_uri: str, run_name: str) -> list[int]:
     from mlflow.tracking import MlflowClient
 
@@ -91,8 +100,13 @@ def test_training_resumes_from_the_last_checkpoint_after_a_worker_is_killed(clus
     assert job.returncode == 0, job.output[-3000:]
     start = time.monotonic()
     victims = wait_for(lambda: train_worker_pids(cluster), 600, "the training workers", interval=2)
-    # epoch 1's metrics come after epoch 0's checkpoint committed, so there is a checkpoint to resume from
-    wait_for(lambda: len(set(epochs_logged(tracking, run_name))) >= 2, 1200, "two epochs' metrics", interval=1)
+    # Kill after the second epoch's metrics and once the controller has registered a checkpoint: a worker
+    # reports epoch 0's checkpoint before epoch 1's metrics, but the controller picks a report up only when it
+    # next polls the workers, and a report not yet picked up dies with the worker (a run whose epochs took
+    # 0.8 s restarted from scratch that way).
+    run_dir = root / "runs" / run_name
+    wait_for(lambda: len(set(epochs_logged(tracking, run_name))) >= 2 and checkpoints_registered(run_dir),
+             1200, "two epochs' metrics and a registered checkpoint", interval=1)
     after_epoch = sorted(set(epochs_logged(tracking, run_name)))
     os.kill(victims[0], signal.SIGKILL)
     killed_at = time.monotonic() - start
