@@ -66,3 +66,21 @@ def test_a_given_value_range_gives_the_stats_the_scan_gives(slope):
     stored = np.random.default_rng(1).integers(-1024, 3072, (64, 64)).astype(np.int16)
     given = pixel_stats(stored, slope, -1024.0, (int(stored.min()), int(stored.max())))
     assert given == pixel_stats(stored, slope, -1024.0)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16])
+@pytest.mark.parametrize("intercept", [-1024.0, 0.0, 5000.0])
+def test_the_one_pass_stats_equal_numpy_on_every_narrow_integer_type(dtype, intercept):
+    """Full-range values (the extremes included): the compiled pass's sums, bounds and window count equal
+    numpy's figures in float64 on the HU image. The window holds stored values for 16-bit types; for 8-bit
+    ones at -1024 and 5000 it holds none (an empty interval of bounds)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(2)
+    stored = rng.integers(info.min, info.max, (300, 301), endpoint=True).astype(dtype)
+    stored.flat[[0, -1]] = info.max, info.min
+    hu = stored.astype(np.float64) + intercept
+    stats = pixel_stats(stored, 1.0, intercept)
+    assert stats["img_min"] == hu.min() and stats["img_max"] == hu.max()
+    assert stats["img_mean"] == pytest.approx(hu.mean(), rel=1e-12)
+    assert stats["img_std"] == pytest.approx(hu.std(), rel=1e-12)
+    assert stats["img_pct_window"] == np.mean((hu > 0) & (hu < 80))
