@@ -33,7 +33,7 @@ def pixel_stats(
     float values take numpy's passes (float64 sums through buffered casts); `value_range`, the (min, max)
     of `values` when the caller has it (`StoredPixels.value_range`), saves two of them.
     """
-    flat = np.asarray(values).reshape(-1)
+    flat = _native_flat(values)
     if flat.size == 0:
         raise ValueError(f"pixel_stats: empty image of shape {np.shape(values)}")
     if slope == 0:
@@ -56,6 +56,13 @@ def pixel_stats(
         "img_std": std * abs(slope),
         "img_pct_window": int(inside) / flat.size,
     }
+
+
+def _native_flat(values) -> np.ndarray:
+    """`values` as a 1-D array in this machine's byte order: the compiled pass takes no other, and the
+    window test reinterprets the bytes as unsigned integers of native order."""
+    flat = np.asarray(values).reshape(-1)
+    return flat if flat.dtype.isnative else flat.astype(flat.dtype.newbyteorder("="))
 
 
 def _is_narrow_integer(flat: np.ndarray) -> bool:
@@ -101,7 +108,7 @@ def _integer_pass(values, low, high):
 def window_fraction(values: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> float:
     """`img_pct_window` alone: the fraction of pixels with 0 < HU < 80, HU = values * slope + intercept
     (what the blank-slice filter of clean and predict reads)."""
-    flat = np.asarray(values).reshape(-1)
+    flat = _native_flat(values)
     if flat.size == 0 or slope == 0:
         raise ValueError(f"window_fraction: empty image ({flat.size} pixels) or zero slope ({slope})")
     return _count_in_window(flat, slope, intercept) / flat.size

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ich_ray.imaging.stats import brain_fraction, pixel_stats
+from ich_ray.imaging.stats import brain_fraction, pixel_stats, window_fraction
 
 
 def test_brain_fraction_open_interval():
@@ -84,3 +84,13 @@ def test_the_one_pass_stats_equal_numpy_on_every_narrow_integer_type(dtype, inte
     assert stats["img_mean"] == pytest.approx(hu.mean(), rel=1e-12)
     assert stats["img_std"] == pytest.approx(hu.std(), rel=1e-12)
     assert stats["img_pct_window"] == np.mean((hu > 0) & (hu < 80))
+
+
+def test_stored_values_in_the_other_byte_order_give_the_same_stats():
+    """A big-endian array (Explicit VR Big Endian's byte order, read as is): the same figures, the window
+    fraction included (its test reads the bytes as unsigned integers)."""
+    stored = np.random.default_rng(3).integers(-1024, 3072, (64, 64)).astype(np.int16)
+    swapped = stored.astype(stored.dtype.newbyteorder())
+    assert not swapped.dtype.isnative
+    assert pixel_stats(swapped, 1.0, -1024.0) == pixel_stats(stored, 1.0, -1024.0)
+    assert window_fraction(swapped, 1.0, -1024.0) == window_fraction(stored, 1.0, -1024.0)
