@@ -184,19 +184,21 @@ def _tree_cpu_s() -> float:
 
 
 def bare_decode(root: Path, batch: int) -> tuple[float, float]:
-    """(images/s, images per CPU-second) of one process: read each shard, decode, assemble uint8 batches."""
+    """(images/s, images per CPU-second) of one process: read each shard, decode it, and assemble uint8
+    batches of its rows in a random order (one copy of each row, as the streaming read tasks make)."""
     import torch
 
     from ich_ray.data.io import parquet_files
     from ich_ray.imaging.recipe import CleanRecipe, decode_slices
 
+    rng = np.random.default_rng(0)
     wall, cpu, done = time.perf_counter(), time.process_time(), 0
     for path in parquet_files(root / "images"):
         table = pq.read_table(path, columns=["image", "recipe"])
-        recipe = CleanRecipe.from_json(table["recipe"][0].as_py())
-        for start in range(0, table.num_rows, batch):
-            images = decode_slices(table["image"].slice(start, batch), recipe)
-            done += len(torch.from_numpy(np.array(images)))  # one writable copy, as a Ray batch is
+        images = decode_slices(table["image"], CleanRecipe.from_json(table["recipe"][0].as_py()))
+        order = rng.permutation(len(images))
+        for start in range(0, len(images), batch):
+            done += len(torch.from_numpy(images[order[start:start + batch]]))
     return done / (time.perf_counter() - wall), done / (time.process_time() - cpu)
 
 
@@ -211,7 +213,7 @@ def ray_ingest(plan, batch: int, shuffle_buffer: int) -> tuple[float, float]:
     dataset.context.execution_options = train_ingest_options()  # read as Ray Train reads it
     wall, cpu, driver, done = time.perf_counter(), _tree_cpu_s(), time.process_time(), 0
     for item in dataset.iter_torch_batches(batch_size=batch, prefetch_batches=4,
-                                           local_shuffle_buffer_size=shuffle_buffer):
+                                           local_shuffle_buffer_size=shuffle_buffer or None):
         done += len(item["image"])
     wall, cpu, driver = time.perf_counter() - wall, _tree_cpu_s() - cpu, time.process_time() - driver
     log.info("ingest CPU an image: %.3f ms in all processes, %.3f ms in the driver", cpu / done * 1e3,
@@ -224,7 +226,7 @@ def ingest_figure(rows: int, rounds: int, fmt: str, batch: int = 256, size: int 
     import ray
 
     from ich_ray.ray_utils import init_ray
-    from ich_ray.train.data import plan_data
+    from ich_ray.train.data import local_shuffle_rows, plan_data
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -236,10 +238,11 @@ def ingest_figure(rows: int, rounds: int, fmt: str, batch: int = 256, size: int 
         init_ray(None)
         cpus = ray.cluster_resources()["CPU"]
         plan = plan_data(data, ("any",), "random", 0.02, seed=0)
+        shuffle = local_shuffle_rows(None, cache=False)  # the training worker's default for a streaming split
         best = {"bare": (0.0, 0.0), "ingest": (0.0, 0.0)}
         for turn in range(rounds):
             for name, measure in (("bare", lambda: bare_decode(data, batch)),
-                                  ("ingest", lambda: ray_ingest(plan, batch, 1024))):
+                                  ("ingest", lambda: ray_ingest(plan, batch, shuffle))):
                 rate, per_cpu_s = measure()
                 log.info("round %d %s: %.0f images/s, %.0f images per CPU-second", turn, name, rate, per_cpu_s)
                 best[name] = (max(best[name][0], rate), max(best[name][1], per_cpu_s))

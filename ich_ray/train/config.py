@@ -29,10 +29,10 @@ class TrainConfig:
     sizes: tuple[int, ...] = ()
     size_epochs: tuple[int, ...] = ()  # epochs per size stage; default: split epochs evenly
     batch_size: int = 32
-    # Rows each worker shuffles locally on top of the random block order. Blocks hold neighbouring slices of a
-    # few series, so a buffer of a few batches yields batches from 2-3 patients; 1,024 rows (~200 MB at
-    # 3 x 256 px) mixes many series.
-    shuffle_buffer: int = 1024
+    # Rows each worker shuffles locally (Ray Data's local shuffle buffer; 0: none) on top of the data's own
+    # order. Unset: none when streaming (the read tasks shuffle each shard's rows every epoch) and 1,024 for
+    # cached splits, whose blocks keep their decode order (`train.data.local_shuffle_rows`).
+    shuffle_buffer: int | None = None
     lr: float | str = 1e-3  # a number, or "auto" (LR range test first)
     weight_decay: float = 0.01
     pct_start: float = 0.25
@@ -121,9 +121,11 @@ class TrainConfig:
                 raise ValueError(f"fold must be in [0, folds) with folds >= 2, got fold={self.fold} folds={self.folds}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        for name in ("epochs", "batch_size", "workers", "shuffle_buffer"):
+        for name in ("epochs", "batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.shuffle_buffer is not None and self.shuffle_buffer < 0:
+            raise ValueError(f"shuffle_buffer must be >= 0 (0: no local shuffle), got {self.shuffle_buffer}")
         if not 0 <= self.body_frozen_epochs <= self.epochs:
             raise ValueError(f"freeze_epochs must be in [0, epochs={self.epochs}], got {self.freeze_epochs}")
         if self.lr != "auto" and not self.lr > 0:

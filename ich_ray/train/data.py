@@ -34,6 +34,13 @@ CACHE_MODES = ("auto", "always", "never")
 # cache="auto" keeps the decoded splits in the object store only when they take at most this share of it:
 # the rest stays free for Ray Data's streaming blocks and for checkpoints.
 AUTO_CACHE_SHARE = 0.25
+# The streaming train split's read tasks get one random number per shard in this column, new every epoch
+# (`build_datasets`); the task permutes the shard's rows with it.
+ROW_SEED = "row_seed"
+# Rows a training worker shuffles locally (Ray Data's local shuffle buffer) when the config leaves it unset,
+# for cached splits: their blocks keep the order they were decoded in. A streaming split needs none
+# (`local_shuffle_rows`).
+CACHED_SHUFFLE_ROWS = 1024
 
 
 def image_files(root: str | Path) -> list[Path]:
@@ -186,13 +193,43 @@ def should_cache(mode: str, plan: DataPlan, object_store_bytes: float) -> bool:
 
 def read_and_decode(paths: dict[str, np.ndarray], plan: DataPlan, valid: bool, batch_rows: int,
                     columns: list[str]):
-    """Ray Data batch fn over a block of images/ shard paths: read each shard `batch_rows` rows at a time,
-    keep the split's rows (`select_rows`) and yield them decoded (`decode_batch`)."""
-    for path in paths["path"]:
-        for record_batch in pq.ParquetFile(str(path)).iter_batches(batch_size=batch_rows, columns=columns):
-            rows = select_rows(pa.Table.from_batches([record_batch]), plan, valid)
-            if rows.num_rows:  # a batch with no row of the split yields nothing (see `build_datasets`)
-                yield decode_batch(rows, plan)
+    """Ray Data batch fn over a block of images/ shard paths: keep the split's rows of each shard
+    (`select_rows`) and yield them decoded (`decode_batch`), `batch_rows` at a time.
+
+    With a `ROW_SEED` column (the streaming train split), each shard is read whole and its rows come in a
+    random order drawn from that seed; otherwise in stored order, read `batch_rows` at a time.
+    """
+    seeds = paths.get(ROW_SEED)
+    for i, path in enumerate(paths["path"]):
+        if seeds is None:
+            yield from _stored_order(str(path), plan, valid, batch_rows, columns)
+        else:
+            yield from _shuffled(str(path), plan, valid, batch_rows, columns, float(seeds[i]))
+
+
+def _stored_order(path: str, plan: DataPlan, valid: bool, batch_rows: int, columns: list[str]):
+    for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        rows = select_rows(pa.Table.from_batches([record_batch]), plan, valid)
+        if rows.num_rows:  # a batch with no row of the split yields nothing (see `build_datasets`)
+            yield decode_batch(rows, plan)
+
+
+def _shuffled(path: str, plan: DataPlan, valid: bool, batch_rows: int, columns: list[str], row_seed: float):
+    """The split's rows of one shard in the order of a permutation drawn from `row_seed` (in [0, 1)). The
+    task holds the shard's selected rows (at most `SHARD_IMAGE_BYTES` of image values, as clean writes
+    them) while it yields; each block is one copy of its rows (`take`)."""
+    rows = select_rows(pq.read_table(path, columns=columns), plan, valid)
+    order = np.random.default_rng(int(row_seed * 2**53)).permutation(rows.num_rows)
+    for start in range(0, rows.num_rows, batch_rows):
+        yield decode_batch(rows.take(order[start:start + batch_rows]), plan)
+
+
+def local_shuffle_rows(configured: int | None, cache: bool) -> int:
+    """The training worker's local shuffle buffer in rows (0: none): `configured` when set, else
+    `CACHED_SHUFFLE_ROWS` for cached splits and 0 for streaming ones, whose read tasks shuffle each shard."""
+    if configured is not None:
+        return configured
+    return CACHED_SHUFFLE_ROWS if cache else 0
 
 
 def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, seed: int | None = None) -> dict:
@@ -202,10 +239,14 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, se
     encoded bytes never pass through the object store and decoded blocks stream to the trainer as they are
     made. Batches with no row of the split yield nothing, where an empty decoded batch would make Ray store
     the image column as pickled Python objects (its tensor type cannot hold zero rows), slowing every
-    consumer. The train split's shards come in a new random order every epoch, drawn from `seed`
-    (`epoch_order`): the shuffle runs on the path list, not on decoded blocks, so it holds nothing back (a
-    block shuffle after decoding is an all-to-all barrier: the first batch would wait for the whole epoch to
-    be decoded, and an epoch larger than the object store would spill).
+    consumer. The streaming train split is shuffled every epoch, seeded by `seed` (`epoch_order`), in the
+    read tasks, never on decoded blocks: its shards come in a new random order, and each task yields its
+    shard's rows in a new random order (a `ROW_SEED` drawn per shard with Ray Data's `random()` expression).
+    So a batch is a random draw from one or two shards (clean writes ~1,000 slices of ~30 series a shard)
+    without a local shuffle buffer in the training worker, whose copies of every row cost that one process
+    ~0.2 ms an image (`bench/gpu_train.py --ingest-only`). A block shuffle after decoding would be an
+    all-to-all barrier: the first batch would wait for the whole epoch to be decoded, and an epoch larger
+    than the object store would spill.
     With `cache`, both splits are decoded now, on every CPU, and kept in the object store: each epoch then
     streams decoded blocks (their order shuffled per epoch) instead of re-reading and re-decoding the PNGs
     on the CPUs training shares (measured on 2 cores: the trainer waited 6-9 s per 40 s epoch for batches
@@ -213,6 +254,7 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, se
     the object store.
     """
     import ray.data
+    from ray.data.expressions import random
 
     order = epoch_order(seed)
     columns = sorted({*ID_COLUMNS, "image", *(label_column(n) for n in plan.labels),
@@ -221,7 +263,7 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, se
     for name, valid in (("train", False), ("valid", True)):
         paths = ray.data.from_items([{"path": f} for f in plan.files], override_num_blocks=len(plan.files))
         if name == "train" and not cache:
-            paths = paths.randomize_block_order(seed=order)
+            paths = paths.randomize_block_order(seed=order).with_column(ROW_SEED, random(seed=seed))
         out[name] = paths.map_batches(read_and_decode, batch_size=1, fn_kwargs={
             "plan": plan, "valid": valid, "batch_rows": batch_rows, "columns": columns})
         if cache:

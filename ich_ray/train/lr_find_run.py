@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ich_ray.config import config_to_dict
 from ich_ray.train.config import LRFindConfig, TrainConfig
-from ich_ray.train.data import DataPlan, build_datasets
+from ich_ray.train.data import DataPlan, build_datasets, local_shuffle_rows
 from ich_ray.train.driver import prepare, run_config, scaling_config, sharded_eval_data_config
 from ich_ray.train.lr_finder import LRFindResult, lr_range_test
 from ich_ray.train.tasks import SliceTask
@@ -41,7 +41,7 @@ def lr_find_worker(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     result = lr_range_test(
         parts.model, lambda: shard.iter_torch_batches(batch_size=cfg.batch_size, device=parts.device,
-                                                     local_shuffle_buffer_size=cfg.shuffle_buffer,
+                                                     local_shuffle_buffer_size=cfg.shuffle_buffer or None,
                                                      local_shuffle_seed=cfg.seed),
         SliceTask(cfg.sizes[0], parts.mean, parts.std), parts.criterion,
         lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay), parts.stepper,
@@ -57,7 +57,8 @@ def find_lr(cfg: TrainConfig, plan: DataPlan, **test_args) -> LRFindResult:
     """Run the range test (Ray must be up). Files land in <storage_path>/<run_name>/; returns the result."""
     from ray.train.torch import TorchTrainer
 
-    lr_cfg = LRFindConfig(**{**config_to_dict(cfg), **test_args, "workers": 1})
+    lr_cfg = LRFindConfig(**{**config_to_dict(cfg), **test_args, "workers": 1,
+                             "shuffle_buffer": local_shuffle_rows(cfg.shuffle_buffer, cache=False)})
     # a unique Ray run per test: a fixed name would "resume" the finished test instead of running it again
     name = f"{cfg.run_name}-lr-find-{time.strftime('%Y%m%dT%H%M%S')}"
     trainer = TorchTrainer(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ich_ray.config import config_to_dict
 from ich_ray.train.config import TrainConfig
-from ich_ray.train.data import DataPlan, build_datasets, should_cache
+from ich_ray.train.data import DataPlan, build_datasets, local_shuffle_rows, should_cache
 from ich_ray.train.driver import (
     check_cluster,
     object_store_bytes,
@@ -75,6 +75,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     nodes = check_cluster(cfg)
     found = find_lr(cfg, plan) if cfg.lr == "auto" else None
     lr = found.suggested_lr if found is not None else cfg.lr
+    cache = should_cache(cfg.cache, plan, object_store_bytes())
+    cfg = dataclasses.replace(cfg, shuffle_buffer=local_shuffle_rows(cfg.shuffle_buffer, cache))
     params = {**config_to_dict(cfg), "lr": lr, "lr_source": "auto" if cfg.lr == "auto" else "given",
               "n_train": plan.n_train, "n_valid": plan.n_valid, "in_channels": plan.in_channels}
     tags = tracking_tags(cfg.data, cluster_size=nodes, arch=cfg.arch, task=cfg.task) if cfg.track else {}
@@ -85,7 +87,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                            "lr_find": dataclasses.asdict(found) if found is not None else None},
         scaling_config=scaling_config(cfg),
         run_config=run_config(cfg),
-        datasets=build_datasets(plan, cache=should_cache(cfg.cache, plan, object_store_bytes()), seed=cfg.seed),
+        datasets=build_datasets(plan, cache=cache, seed=cfg.seed),
         dataset_config=sharded_eval_data_config(),
     )
     result = trainer.fit()

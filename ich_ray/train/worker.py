@@ -110,7 +110,7 @@ def _epoch(parts: Parts, cfg: TrainConfig, plan: DataPlan, epoch: int, wrapped: 
     task = SliceTask(size, parts.mean, parts.std, channels_last=parts.device.type == "cuda",
                      augment=partial(BatchAugment(), generator=generator) if cfg.augment else None)
     train_batches = shards["train"].iter_torch_batches(
-        batch_size=cfg.batch_size, device=parts.device, prefetch_batches=4, local_shuffle_buffer_size=cfg.shuffle_buffer,
+        batch_size=cfg.batch_size, device=parts.device, prefetch_batches=4, local_shuffle_buffer_size=cfg.shuffle_buffer or None,
         local_shuffle_seed=cfg.seed + epoch * 100 + rank)
     stats = train_epoch(wrapped, train_batches, task, parts.criterion, parts.optimizer, parts.stepper, parts.scheduler)
     valid_batches = shards["valid"].iter_torch_batches(batch_size=cfg.batch_size, device=parts.device)

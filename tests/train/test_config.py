@@ -28,3 +28,10 @@ def test_sizes_default_to_the_stored_size_and_never_upsample():
     assert fit_sizes(staged, 128).sizes == (64, 128) and staged.size_epochs == (2, 2)
     with pytest.raises(ValueError, match=r"training sizes \[64, 128\] exceed the stored image size 96 px"):
         fit_sizes(staged, 96)
+
+
+def test_a_negative_shuffle_buffer_is_refused_and_zero_means_none():
+    with pytest.raises(ValueError, match=r"shuffle_buffer must be >= 0 \(0: no local shuffle\), got -1"):
+        TrainConfig(data="/r", shuffle_buffer=-1).resolved()
+    assert TrainConfig(data="/r", shuffle_buffer=0).resolved().shuffle_buffer == 0
+    assert TrainConfig(data="/r").resolved().shuffle_buffer is None  # resolved with the cache decision (train)

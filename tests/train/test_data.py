@@ -7,9 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from ich_ray.train.data import (
+    ROW_SEED,
     build_datasets,
     decode_batch,
     decoded_bytes,
+    local_shuffle_rows,
     plan_data,
     read_and_decode,
     select_rows,
@@ -80,6 +82,30 @@ def test_read_and_decode_yields_each_split_row_once_and_no_empty_batch(images_ro
         assert all(len(b["image"]) > 0 for b in batches)
         hashes = np.concatenate([b["uid_hash"] for b in batches])
         assert len(hashes) == len(np.unique(hashes)) == count
+
+
+def test_a_row_seed_yields_a_shards_split_rows_once_each_in_the_order_it_draws(images_root):
+    plan = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
+    columns = ["image", "label_any", "patient_id", "series_instance_uid", "sop_instance_uid", "study_instance_uid"]
+
+    def read(row_seed=None):
+        paths = {"path": np.array(plan.files[:1]), **({ROW_SEED: np.array([row_seed])} if row_seed is not None else {})}
+        batches = list(read_and_decode(paths, plan, False, batch_rows=5, columns=columns))
+        assert all(0 < len(b["image"]) <= 5 for b in batches)
+        return np.concatenate([b["uid_hash"] for b in batches]).tolist(), np.concatenate([b["image"] for b in batches])
+
+    stored, stored_images = read()
+    shuffled, shuffled_images = read(0.25)
+    assert sorted(shuffled) == sorted(stored) and len(set(stored)) == len(stored) > 5
+    assert shuffled != stored and read(0.25)[0] == shuffled and read(0.75)[0] != shuffled
+    by_uid = dict(zip(stored, stored_images, strict=True))
+    assert all(np.array_equal(image, by_uid[uid]) for uid, image in zip(shuffled, shuffled_images, strict=True))  # rows intact
+
+
+def test_the_local_shuffle_defaults_to_none_when_streaming_and_is_kept_when_set():
+    assert local_shuffle_rows(None, cache=False) == 0
+    assert local_shuffle_rows(None, cache=True) == 1024
+    assert local_shuffle_rows(0, cache=True) == 0 and local_shuffle_rows(64, cache=False) == 64
 
 
 def test_uid_hash_is_stable_and_non_negative():
