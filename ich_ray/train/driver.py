@@ -51,7 +51,8 @@ def sharded_eval_data_config(eval_names: tuple[str, ...] = ("valid",)):
 
     `train` is read in order (`preserve_order`): its blocks reach the workers in the seeded order
     `build_datasets` drew, not in the order parallel tasks happen to finish, so the same seed trains the
-    same model (each worker's local shuffle is seeded per epoch too).
+    same model (the rows of each shard come in a seeded order too, and a local shuffle, where one runs, is
+    seeded per epoch).
     """
     from ray.train import DataConfig
 
