@@ -144,6 +144,11 @@ def plan_data(root: str | Path, labels: tuple[str, ...], split: str, valid_fract
 
 def select_rows(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.Table:
     """The rows of `batch` in the requested split, labelled (and bleed-positive when asked)."""
+    return batch.filter(split_mask(batch, plan, valid))
+
+
+def split_mask(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.BooleanArray | pa.ChunkedArray:
+    """Which rows of `batch` `select_rows` keeps (no nulls)."""
     in_valid = pc.is_in(batch[plan.split_key], value_set=pa.array(plan.valid_keys, type=pa.string()))
     mask = in_valid if valid else pc.invert(in_valid)
     if plan.excluded_keys and not valid:
@@ -153,7 +158,7 @@ def select_rows(batch: pa.Table, plan: DataPlan, valid: bool) -> pa.Table:
         mask = pc.and_(mask, pc.is_valid(batch[label_column(name)]))
     if plan.positives_only:
         mask = pc.and_(mask, pc.equal(batch["label_any"], 1))
-    return batch.filter(pc.fill_null(mask, False))
+    return pc.fill_null(mask, False)
 
 
 def decode_batch(rows: pa.Table, plan: DataPlan) -> dict[str, np.ndarray]:
@@ -216,12 +221,14 @@ def _stored_order(path: str, plan: DataPlan, valid: bool, batch_rows: int, colum
 
 def _shuffled(path: str, plan: DataPlan, valid: bool, batch_rows: int, columns: list[str], row_seed: float):
     """The split's rows of one shard in the order of a permutation drawn from `row_seed` (in [0, 1)). The
-    task holds the shard's selected rows (at most `SHARD_IMAGE_BYTES` of image values, as clean writes
-    them) while it yields; each block is one copy of its rows (`take`)."""
-    rows = select_rows(pq.read_table(path, columns=columns), plan, valid)
-    order = np.random.default_rng(int(row_seed * 2**53)).permutation(rows.num_rows)
-    for start in range(0, rows.num_rows, batch_rows):
-        yield decode_batch(rows.take(order[start:start + batch_rows]), plan)
+    task holds the shard (at most `SHARD_IMAGE_BYTES` of image values, as clean writes them) while it
+    yields; each block is one copy of its rows (`take`), the split's rows picked by index, not filtered
+    into a second copy of the shard first."""
+    shard = pq.read_table(path, columns=columns)
+    keep = np.flatnonzero(split_mask(shard, plan, valid).to_numpy(zero_copy_only=False))
+    order = np.random.default_rng(int(row_seed * 2**53)).permutation(keep)
+    for start in range(0, len(order), batch_rows):
+        yield decode_batch(shard.take(order[start:start + batch_rows]), plan)
 
 
 def local_shuffle_rows(configured: int | None, cache: bool) -> int:
