@@ -270,7 +270,8 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, se
     for name, valid in (("train", False), ("valid", True)):
         paths = ray.data.from_items([{"path": f} for f in plan.files], override_num_blocks=len(plan.files))
         if name == "train" and not cache:
-            paths = paths.randomize_block_order(seed=order).with_column(ROW_SEED, random(seed=seed))
+            paths = paths.randomize_block_order(seed=order).with_column(
+                ROW_SEED, random(seed=seed, reseed_after_execution=True))  # a new row order every epoch
         out[name] = paths.map_batches(read_and_decode, batch_size=1, fn_kwargs={
             "plan": plan, "valid": valid, "batch_rows": batch_rows, "columns": columns})
         if cache:
