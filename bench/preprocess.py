@@ -10,7 +10,9 @@ Prints, as its last line::
   fixed cost (~0.13 s: Ray Data's plan and executor, the task round trips, the publish) that is ~20% of a
   run on the 1,022-file 10x set; the line before the last also gives the figure on that set;
 - clean_vs_naive: our clean stage on 2 CPUs over a naive single-process loop doing the same work (read, HU,
-  prepare_slice, encode) (goal >= 1.7);
+  prepare_slice, encode) (goal >= 1.7). The loop does not write its images; the stage must. The line
+  before the last also gives the loop writing the same shards as the stage (`clean_1w_vs_naive_write`:
+  the stage on 1 CPU over it, the cost of Ray itself; `clean_vs_naive_write`: on 2 CPUs);
 - clean_2w_vs_1w: our clean stage on 2 CPUs over 1 CPU (goal >= 1.7);
 - rss_10x_ratio: peak memory of the whole process tree (driver, raylet, Ray workers: the sum of their
   proportional set sizes, so shared memory counts once) for metadata + clean over 10x the files, over 1x
@@ -157,12 +159,15 @@ def interleaved(ns) -> dict:
     ctx = ray.data.DataContext.get_current()
     scale_paths = list_inputs(ns.scale_input)["path"].to_list()
     scale_root = Path(ns.root).with_name(Path(ns.root).name + "-scale")
-    names = ("bare", "metadata", "naive", "clean_2", "clean_1", "bare_scale", "metadata_scale")
+    names = ("bare", "metadata", "naive", "naive_write", "clean_2", "clean_1", "bare_scale", "metadata_scale")
     times: dict[str, list[float]] = {k: [] for k in names}
     for _ in range(ns.repeat):
         times["bare"].append(timed(bare_loop, paths))
         times["metadata"].append(run_metadata(MetadataConfig(input=ns.input, out=ns.root)).seconds)
         times["naive"].append(timed(naive_clean, Path(ns.root)))
+        start = time.perf_counter()
+        naive_clean_and_write(Path(ns.root), Path(ns.root).with_name(Path(ns.root).name + "-naive"), ns.cpus)
+        times["naive_write"].append(time.perf_counter() - start)
         summary = run_clean(CleanConfig(data=ns.root))
         times["clean_2"].append(summary.seconds)
         ctx.execution_options.resource_limits = ray.data.ExecutionResources.for_limits(cpu=1)
@@ -195,17 +200,50 @@ def bare_loop(paths: list[str]) -> None:
 
 def naive_clean(root: Path) -> None:
     """A single-process loop doing clean's work (read, HU, prepare_slice, encode) on the slices clean keeps."""
-    import polars as pl
-
     from ich_ray.dicom.pixels import to_hu
     from ich_ray.dicom.read import read_dicom
     from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
 
     recipe = CleanRecipe()
-    meta = pl.read_parquet(root / "metadata").filter((pl.col("status") == "ok") & (pl.col("img_pct_window") >= 0.02))
-    for path in meta["path"].to_list():
+    for path in kept_paths(root):
         hu, _ = to_hu(read_dicom(path, path), path)
         encode_slice(prepare_slice(hu, recipe), recipe)
+
+
+def naive_clean_and_write(root: Path, out: Path, cpus: int) -> None:
+    """`naive_clean` that also writes the images as the stage does: fresh Parquet shards of the stage's size
+    (`rows_per_task` for `cpus`) in its compression. What the stage on 1 CPU adds to this loop is Ray's."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ich_ray.data.clean import CleanConfig, rows_per_task
+    from ich_ray.dicom.pixels import to_hu
+    from ich_ray.dicom.read import read_dicom
+    from ich_ray.imaging.encode import IMAGE_COMPRESSION
+    from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
+
+    recipe = CleanRecipe()
+    paths = kept_paths(root)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    per_shard = rows_per_task(len(paths), cpus, CleanConfig(data=str(root)), recipe)
+    for start in range(0, len(paths), per_shard):
+        images = []
+        for path in paths[start : start + per_shard]:
+            hu, _ = to_hu(read_dicom(path, path), path)
+            images.append(encode_slice(prepare_slice(hu, recipe), recipe))
+        table = pa.table({"image": pa.array(images, pa.binary())})
+        pq.write_table(table, out / f"part-{start}.parquet", compression=IMAGE_COMPRESSION)
+
+
+def kept_paths(root: Path) -> list[str]:
+    """The files clean makes images of (ok, not blank) under the data root `root`."""
+    import polars as pl
+
+    meta = pl.read_parquet(root / "metadata").filter((pl.col("status") == "ok") & (pl.col("img_pct_window") >= 0.02))
+    return meta["path"].to_list()
 
 
 DECODERS = {  # label -> (transfer syntax, pydicom decoding plugin)
@@ -358,13 +396,16 @@ def main() -> None:
     scale_files = timed_run["scale_files"]
     bare_scale, meta_scale = scale_files / best["bare_scale"], scale_files / best["metadata_scale"]
     naive, clean1, clean2 = images / best["naive"], images / best["clean_1"], images / best["clean_2"]
+    naive_write = images / best["naive_write"]
     _, rss_small = run_child(["--child", "--input", str(small), "--root", str(work / "rss-1x")], work / "rss-1x.json")
     _, rss_large = run_child(["--child", "--input", str(large), "--root", str(work / "rss-10x")], work / "rss-10x.json")
     print(f"bare dcmread+pixel_array: {bare:.1f} files/s (1 process)")
     print(f"metadata stage, 2 CPUs: {meta_rate:.1f} files/s = {meta_rate / 2:.1f} per CPU on {files} files "
           f"({meta_rate / 2 / bare:.2f} of the bare loop per core); on {scale_files}: {meta_scale:.1f} files/s = "
           f"{meta_scale / 2:.1f} per CPU, bare loop {bare_scale:.1f} files/s")
-    print(f"clean: naive {naive:.1f} files/s (1 process), ours {clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs)")
+    print(f"clean: naive {naive:.1f} files/s (1 process; {naive_write:.1f} writing the shards too), ours "
+          f"{clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs): clean_1w_vs_naive_write={clean1 / naive_write:.2f} "
+          f"clean_vs_naive_write={clean2 / naive_write:.2f}")
     print(f"peak tree PSS: {rss_small / 2**20:.0f} MiB (1x), {rss_large / 2**20:.0f} MiB ({ns.scale}x)")
     rates = decoder_rates(first_native_slice(paths))
     print("decoders (512 px slice, 1 process): " + " ".join(f"{k}={v:.0f}" for k, v in rates.items()))

@@ -58,6 +58,11 @@ ROWS_PER_SHARD = 1000  # ~70 MB a Parquet file of 256 px 3-window images (raw in
 # size of raw images, a bound for PNG/JPEG), so 2.5D or larger images make shards of fewer rows: 1,000 rows
 # of 256 px x 3 channels (192 MiB), 455 of 256 px x 9, 341 of 512 px x 3.
 SHARD_IMAGE_BYTES = 256 * 2**20
+# Clean tasks per CPU while shards stay under their bounds: a run ends when its slowest CPU finishes, so the
+# last round of tasks leaves a CPU idle for about half a task. On 2 CPUs (bench/preprocess.py's set, 856
+# slices) 8 tasks per CPU ran ~8% faster than 4 and than 12, whose extra shard writes cost more than the
+# shorter wait.
+TASKS_PER_CPU = 8
 
 
 _RECIPE_DEFAULTS = CleanRecipe()
@@ -241,6 +246,12 @@ def rows_per_shard(most: int, recipe: CleanRecipe) -> int:
     return max(1, min(most, SHARD_IMAGE_BYTES // (height * width * channels)))
 
 
+def rows_per_task(n_rows: int, cpus: int, cfg: CleanConfig, recipe: CleanRecipe) -> int:
+    """Slices per clean task (= images per shard): `TASKS_PER_CPU` tasks per CPU for load balance, at least
+    `cfg.batch_size` slices, at most `rows_per_shard`."""
+    return min(max(cfg.batch_size, -(-n_rows // (TASKS_PER_CPU * cpus))), rows_per_shard(cfg.rows_per_shard, recipe))
+
+
 def clean_slices(
     metadata: pl.LazyFrame, series: pl.LazyFrame | None, cfg: CleanConfig, staged: Path, run_id: str
 ) -> CleanResult:
@@ -255,9 +266,9 @@ def clean_slices(
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     n_rows = selection.select(pl.len()).collect().item() - filtered
     # One block = one fused clean -> write task writing one images/ shard (map_batches without a batch_size
-    # fuses with the write): 4 tasks per CPU for load balance, at most `rows_per_shard` images per task.
-    # (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the whole clean in one.)
-    per_block = min(max(cfg.batch_size, -(-n_rows // (4 * cpus))), rows_per_shard(cfg.rows_per_shard, recipe))
+    # fuses with the write). (write_parquet's min_rows_per_file would bundle the tasks' inputs and run the
+    # whole clean in one.)
+    per_block = rows_per_task(n_rows, cpus, cfg, recipe)
     kept = selection.filter(keep_slice(recipe.min_brain_fraction)).drop("img_pct_window", "duplicate_sop")
     blocks = _selection_blocks(kept, staged, per_block)
     if blocks:

@@ -12,7 +12,16 @@ import pytest
 from PIL import Image
 
 from ich_ray.cli.main import main
-from ich_ray.data.clean import ROWS_PER_SHARD, keep_slice, log_filtered, rows_per_shard, select_slices
+from ich_ray.data.clean import (
+    ROWS_PER_SHARD,
+    TASKS_PER_CPU,
+    CleanConfig,
+    keep_slice,
+    log_filtered,
+    rows_per_shard,
+    rows_per_task,
+    select_slices,
+)
 from ich_ray.data.io import list_inputs
 from ich_ray.imaging.recipe import CleanRecipe, decode_slice
 from ich_ray.labels import LABEL_COLUMNS
@@ -219,3 +228,12 @@ def test_a_shard_holds_at_most_its_byte_bound_of_image_values():
     assert rows_per_shard(ROWS_PER_SHARD, CleanRecipe(context=True)) == 455  # 256 px x 9
     assert rows_per_shard(ROWS_PER_SHARD, CleanRecipe(size=512)) == 341
     assert rows_per_shard(10, CleanRecipe(size=4096, context=True)) == 1  # never 0
+
+
+def test_a_clean_run_makes_tasks_per_cpu_tasks_within_the_shard_bounds():
+    cfg, recipe = CleanConfig(data="unused"), CleanRecipe()
+    per_task = rows_per_task(856, 2, cfg, recipe)
+    assert -(-856 // per_task) == TASKS_PER_CPU * 2  # 856 slices on 2 CPUs: one round of tasks per CPU slot
+    assert rows_per_task(20, 2, cfg, recipe) == cfg.batch_size  # few slices: no task under a batch
+    assert rows_per_task(752_803, 16, cfg, recipe) == ROWS_PER_SHARD  # RSNA scale: full shards
+    assert rows_per_task(752_803, 16, cfg, CleanRecipe(context=True)) == 455  # the byte bound of 9 channels
