@@ -35,7 +35,7 @@ clean, clean on 2 CPUs, clean limited to 1 CPU, and the bare loop and metadata o
 `--repeat` times interleaved, and keeps the best of each
 (as timeit does): this class of VM drifts by up to 2x in speed within minutes, so only measurements taken
 side by side compare. The baselines run under the same malloc settings as the Ray workers. Peak memory
-comes from two more subprocesses (1x and 10x), each with a fresh Ray.
+comes from two more subprocesses (1x and 10x), each with a fresh Ray; the timed child runs unsampled.
 
     python bench/preprocess.py [--patients 4] [--scale 10] [--repeat 3] [--e2e-copies 10] [--work DIR]
 
@@ -76,10 +76,13 @@ def tree_pss(proc) -> int:
     return total
 
 
-def run_child(args: list[str], cache: Path | None = None) -> tuple[dict, int]:
-    """Run this script in child mode; returns its JSON result and the peak PSS of its process tree.
+def run_child(args: list[str], cache: Path | None = None, sample_memory: bool = True) -> tuple[dict, int]:
+    """Run this script in child mode; returns its JSON result and the peak PSS of its process tree (0 when
+    not `sample_memory`).
 
     With `cache`, a finished measurement is stored there and reused by a re-run (the bench takes minutes).
+    A PSS sample of a Ray process tree reads every process's smaps: ~55 ms of CPU each, every 0.2 s (measured
+    on a 2-core VM), which a timed child must not share its CPUs with.
     """
     import psutil
 
@@ -92,7 +95,7 @@ def run_child(args: list[str], cache: Path | None = None) -> tuple[dict, int]:
 
     def sample():
         nonlocal peak
-        while not done.is_set():
+        while sample_memory and not done.is_set():
             peak = max(peak, tree_pss(proc))
             time.sleep(0.2)
 
@@ -104,7 +107,8 @@ def run_child(args: list[str], cache: Path | None = None) -> tuple[dict, int]:
     if child.returncode != 0:
         raise RuntimeError(f"child {args} failed with exit code {child.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
-    print(f"{' '.join(args[1:7])}: {result}, peak tree PSS {peak / 2**20:.0f} MiB", flush=True)
+    memory = f", peak tree PSS {peak / 2**20:.0f} MiB" if sample_memory else ""
+    print(f"{' '.join(args[1:7])}: {result}{memory}", flush=True)
     if cache is not None:
         cache.write_text(json.dumps({"result": result, "peak": peak}))
     return result, peak
@@ -390,7 +394,7 @@ def main() -> None:
     timed_run, _ = run_child(["--child", "--timed", "--cpus", "2", "--input", str(large), "--root",
                               str(work / "root-timed"), "--warmup", str(small), "--repeat", str(ns.repeat),
                               "--scale-input", str(e2e_input)],
-                             work / "timed.json")
+                             work / "timed.json", sample_memory=False)
     best, files, images = timed_run["best_seconds"], timed_run["files"], timed_run["images"]
     bare, meta_rate = files / best["bare"], files / best["metadata"]
     scale_files = timed_run["scale_files"]
