@@ -60,8 +60,7 @@ ROWS_PER_SHARD = 1000  # ~70 MB a Parquet file of 256 px 3-window images (raw in
 SHARD_IMAGE_BYTES = 256 * 2**20
 # Clean tasks per CPU while shards stay under their bounds: a run ends when its slowest CPU finishes, so the
 # last round of tasks leaves a CPU idle for about half a task. On 2 CPUs (bench/preprocess.py's set, 856
-# slices) 8 tasks per CPU ran ~8% faster than 4 and than 12, whose extra shard writes cost more than the
-# shorter wait.
+# slices) 8 tasks per CPU took 8-12% less time than 4; 12 was no faster and 16 slower (a shard write a task).
 TASKS_PER_CPU = 8
 
 
