@@ -95,15 +95,17 @@ def run_child(args: list[str], cache: Path | None = None, sample_memory: bool = 
 
     def sample():
         nonlocal peak
-        while sample_memory and not done.is_set():
+        while not done.is_set():
             peak = max(peak, tree_pss(proc))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     out, _ = child.communicate()
     done.set()
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     if child.returncode != 0:
         raise RuntimeError(f"child {args} failed with exit code {child.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
@@ -204,14 +206,11 @@ def bare_loop(paths: list[str]) -> None:
 
 def naive_clean(root: Path) -> None:
     """A single-process loop doing clean's work (read, HU, prepare_slice, encode) on the slices clean keeps."""
-    from ich_ray.dicom.pixels import to_hu
-    from ich_ray.dicom.read import read_dicom
-    from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
+    from ich_ray.imaging.recipe import CleanRecipe
 
     recipe = CleanRecipe()
-    for path in kept_paths(root):
-        hu, _ = to_hu(read_dicom(path, path), path)
-        encode_slice(prepare_slice(hu, recipe), recipe)
+    for path in kept_paths(root, recipe):
+        naive_image(path, recipe)
 
 
 def naive_clean_and_write(root: Path, out: Path, cpus: int) -> None:
@@ -223,31 +222,36 @@ def naive_clean_and_write(root: Path, out: Path, cpus: int) -> None:
     import pyarrow.parquet as pq
 
     from ich_ray.data.clean import CleanConfig, rows_per_task
-    from ich_ray.dicom.pixels import to_hu
-    from ich_ray.dicom.read import read_dicom
     from ich_ray.imaging.encode import IMAGE_COMPRESSION
-    from ich_ray.imaging.recipe import CleanRecipe, encode_slice, prepare_slice
+    from ich_ray.imaging.recipe import CleanRecipe
 
     recipe = CleanRecipe()
-    paths = kept_paths(root)
+    paths = kept_paths(root, recipe)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     per_shard = rows_per_task(len(paths), cpus, CleanConfig(data=str(root)), recipe)
     for start in range(0, len(paths), per_shard):
-        images = []
-        for path in paths[start : start + per_shard]:
-            hu, _ = to_hu(read_dicom(path, path), path)
-            images.append(encode_slice(prepare_slice(hu, recipe), recipe))
+        images = [naive_image(path, recipe) for path in paths[start : start + per_shard]]
         table = pa.table({"image": pa.array(images, pa.binary())})
         pq.write_table(table, out / f"part-{start}.parquet", compression=IMAGE_COMPRESSION)
 
 
-def kept_paths(root: Path) -> list[str]:
-    """The files clean makes images of (ok, not blank) under the data root `root`."""
+def naive_image(path: str, recipe) -> bytes:
+    """One slice's stored image, the plain way: read, HU, `prepare_slice`, encode."""
+    from ich_ray.dicom.pixels import to_hu
+    from ich_ray.dicom.read import read_dicom
+    from ich_ray.imaging.recipe import encode_slice, prepare_slice
+
+    hu, _ = to_hu(read_dicom(path, path), path)
+    return encode_slice(prepare_slice(hu, recipe), recipe)
+
+
+def kept_paths(root: Path, recipe) -> list[str]:
+    """The files clean makes images of (ok, not blank under `recipe`) under the data root `root`."""
     import polars as pl
 
-    meta = pl.read_parquet(root / "metadata").filter((pl.col("status") == "ok") & (pl.col("img_pct_window") >= 0.02))
-    return meta["path"].to_list()
+    ok = (pl.col("status") == "ok") & (pl.col("img_pct_window") >= recipe.min_brain_fraction)
+    return pl.read_parquet(root / "metadata").filter(ok)["path"].to_list()
 
 
 DECODERS = {  # label -> (transfer syntax, pydicom decoding plugin)
