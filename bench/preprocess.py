@@ -26,8 +26,7 @@ Prints, as its last line::
   `--e2e-repeat` interleaved rounds (bare, command, bare, command).
 
 Before it, a `decoders ...:` log line gives slices/s of each pixel decoder on one 512 px slice re-encoded in
-memory (RLE: pydicom's numpy decoder and pylibjpeg-rle; JPEG 2000: pylibjpeg-openjpeg and GDCM), by the clock
-and per CPU second (GDCM's JPEG 2000 decoder runs threads), best of 3 interleaved rounds of ~0.3 s each.
+memory, by the clock and per CPU second (bench/decoders.py, which also runs alone).
 
 The timings come from one subprocess with its own local Ray (2 CPUs): after a warm-up on the small set (so
 Ray's worker start-up, paid once per cluster, is not charged to a stage) it runs bare loop, metadata, naive
@@ -254,61 +253,6 @@ def kept_paths(root: Path, recipe) -> list[str]:
     return pl.read_parquet(root / "metadata").filter(ok)["path"].to_list()
 
 
-DECODERS = {  # label -> (transfer syntax, pydicom decoding plugin)
-    "rle_slices_per_s_numpy": ("RLELossless", "pydicom"),
-    "rle_slices_per_s_rle": ("RLELossless", "pylibjpeg"),  # pylibjpeg-rle
-    "j2k_slices_per_s": ("JPEG2000Lossless", "pylibjpeg"),  # pylibjpeg-openjpeg
-    "j2k_slices_per_s_gdcm": ("JPEG2000Lossless", "gdcm"),
-}
-
-
-def first_native_slice(paths: list[str]) -> str:
-    """The first well-formed uncompressed 512 x 512 slice (the synthetic sets mix syntaxes and bad files)."""
-    import pydicom
-
-    for path in paths:
-        try:
-            ds = pydicom.dcmread(path)
-            if not ds.file_meta.TransferSyntaxUID.is_compressed and ds.Rows == 512 and ds.pixel_array.ndim == 2:
-                return path
-        except Exception:  # a malformed file: try the next
-            continue
-    raise ValueError(f"no readable uncompressed 512 px slice among {len(paths)} files")
-
-
-def decoder_rates(path: str, seconds: float = 0.3, repeat: int = 3) -> dict[str, float]:
-    """Slices/s of each pixel decoder on one 512 px slice re-encoded in memory: `repeat` rounds, each decoder
-    timed for ~`seconds` per round, interleaved, best round kept (a few seconds in all).
-
-    Each decoder gets two figures: `..._slices_per_s` by the clock in this one process, and
-    `..._per_cpu_s_...` by the CPU time it used. They differ for a decoder that runs threads (GDCM's JPEG 2000):
-    a stage that keeps every core busy gets the per-CPU-second rate.
-    """
-    import pydicom
-    import pydicom.uid
-    from pydicom.pixels import get_decoder, pixel_array
-
-    encoded = {}
-    for syntax in {syntax for syntax, _ in DECODERS.values()}:
-        ds = pydicom.dcmread(path)
-        ds.compress(getattr(pydicom.uid, syntax))
-        encoded[syntax] = ds
-    usable = {label: (syntax, plugin) for label, (syntax, plugin) in DECODERS.items()
-              if plugin in get_decoder(getattr(pydicom.uid, syntax)).available_plugins}
-    per_cpu = {label: label.replace("_per_s", "_per_cpu_s") for label in usable}
-    best = dict.fromkeys([*usable, *per_cpu.values()], 0.0)
-    for _ in range(repeat):
-        for label, (syntax, plugin) in usable.items():
-            count, start, cpu_start = 0, time.perf_counter(), time.process_time()
-            while (elapsed := time.perf_counter() - start) < seconds:
-                pixel_array(encoded[syntax], decoding_plugin=plugin)
-                count += 1
-            best[label] = max(best[label], count / elapsed)
-            cpu = time.process_time() - cpu_start
-            best[per_cpu[label]] = max(best[per_cpu[label]], count / cpu if cpu > 0 else 0.0)
-    return best
-
-
 def linked_copies(source: Path, dest: Path, copies: int) -> Path:
     """`copies` folders of hard links to every file under `source` (the end-to-end input), made once."""
     if not dest.is_dir():
@@ -415,6 +359,8 @@ def main() -> None:
           f"{clean1:.1f} (1 CPU), {clean2:.1f} (2 CPUs): clean_1w_vs_naive_write={clean1 / naive_write:.2f} "
           f"clean_vs_naive_write={clean2 / naive_write:.2f}")
     print(f"peak tree PSS: {rss_small / 2**20:.0f} MiB (1x), {rss_large / 2**20:.0f} MiB ({ns.scale}x)")
+    from decoders import decoder_rates, first_native_slice  # bench/decoders.py, beside this script
+
     rates = decoder_rates(first_native_slice(paths))
     print("decoders (512 px slice, 1 process): " + " ".join(f"{k}={v:.0f}" for k, v in rates.items()))
     e2e = metadata_end_to_end(e2e_input, work / "root-e2e", ns.e2e_repeat, work / "e2e.json")
