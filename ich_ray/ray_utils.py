@@ -45,14 +45,18 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwarg
 
 @contextmanager
 def fused_stage_context():
-    """Ray Data settings for a stage whose plan fuses into one operator (blocks -> map_batches -> write).
+    """Ray Data settings for a plan whose work is one operator: our stages (blocks -> map_batches -> write)
+    and the training input (shard paths -> read_and_decode; the path list and its block shuffle cost nothing).
 
     Ray Data reserves part of the cluster for each operator and, until its first task reports its output
-    size, lets an operator run one task at a time. For a one-operator plan that reservation only holds
-    CPUs back: on 2 CPUs our metadata and clean stages ran ~1.4x faster without it (measured with
-    bench/preprocess.py's data). Ray 2.60 ignores `execution_options.resource_limits` without the
-    reservation, so a context with explicit limits is left alone. Datasets copy the context when they are
-    created: create and execute the dataset inside this block.
+    size, lets an operator run one task at a time; it then caps the operator's tasks by an object-store
+    budget. For a plan with one working operator that reservation only holds CPUs back: on 2 CPUs our
+    metadata and clean stages ran ~1.4x faster without it (measured with bench/preprocess.py's data), and
+    the training input ~1.2x (bench/gpu_train.py --ingest-only's data), its object store still bounded by
+    the consumer (a consumer at 170 images/s held 1.5 GiB of a 6.9 GiB store, with or without it). Ray
+    2.60 ignores `execution_options.resource_limits` without the reservation, so a context with explicit
+    limits is left alone. Datasets copy the context when they are created: create and execute the dataset
+    inside this block (a dataset created inside keeps the settings wherever it runs later).
     """
     import ray
 

@@ -24,6 +24,7 @@ from ich_ray.data.io import parquet_files
 from ich_ray.data.splits import check_split, make_split, patient_folds
 from ich_ray.imaging.recipe import CleanRecipe, decode_slices
 from ich_ray.labels import ID_COLUMNS, label_column
+from ich_ray.ray_utils import fused_stage_context
 
 log = logging.getLogger(__name__)
 
@@ -267,20 +268,21 @@ def build_datasets(plan: DataPlan, batch_rows: int = 64, cache: bool = False, se
     columns = sorted({*ID_COLUMNS, "image", *(label_column(n) for n in plan.labels),
                       *(["label_any"] if plan.positives_only else [])})
     out = {}
-    for name, valid in (("train", False), ("valid", True)):
-        paths = ray.data.from_items([{"path": f} for f in plan.files], override_num_blocks=len(plan.files))
-        if name == "train" and not cache:
-            paths = paths.randomize_block_order(seed=order).with_column(
-                ROW_SEED, random(seed=seed, reseed_after_execution=True))  # a new row order every epoch
-        out[name] = paths.map_batches(read_and_decode, batch_size=1, fn_kwargs={
-            "plan": plan, "valid": valid, "batch_rows": batch_rows, "columns": columns})
+    with fused_stage_context():  # read_and_decode is the plan's one working operator
+        for name, valid in (("train", False), ("valid", True)):
+            paths = ray.data.from_items([{"path": f} for f in plan.files], override_num_blocks=len(plan.files))
+            if name == "train" and not cache:
+                paths = paths.randomize_block_order(seed=order).with_column(
+                    ROW_SEED, random(seed=seed, reseed_after_execution=True))  # a new row order every epoch
+            out[name] = paths.map_batches(read_and_decode, batch_size=1, fn_kwargs={
+                "plan": plan, "valid": valid, "batch_rows": batch_rows, "columns": columns})
+            if cache:
+                # in shard order, so the cached block list (which the seeded shuffle permutes) is the same in
+                # every run; the tasks still run in parallel
+                out[name].context.execution_options.preserve_order = True
+                out[name] = out[name].materialize()
         if cache:
-            # in shard order, so the cached block list (which the seeded shuffle permutes) is the same in
-            # every run; the tasks still run in parallel
-            out[name].context.execution_options.preserve_order = True
-            out[name] = out[name].materialize()
-    if cache:
-        out["train"] = out["train"].randomize_block_order(seed=order)
+            out["train"] = out["train"].randomize_block_order(seed=order)
     return out
 
 

@@ -141,6 +141,21 @@ def test_cached_and_streaming_datasets_hold_the_same_decoded_rows(ray_session, i
         assert np.array_equal(a[some]["image"], b[some]["image"]) and a[some]["image"].shape == (3, 64, 64)
 
 
+@pytest.mark.ray
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "streaming"])
+def test_the_datasets_run_without_the_operator_reservation_and_leave_the_context_as_it_was(
+        ray_session, images_root, cache):
+    import ray.data
+
+    from ich_ray.compat import op_reservation_enabled
+
+    before = op_reservation_enabled(ray.data.DataContext.get_current())
+    datasets = build_datasets(plan_data(images_root, ("any",), "patient", 0.25, seed=0), cache=cache, seed=0)
+    assert {name: op_reservation_enabled(ds.context) for name, ds in datasets.items()} == {
+        "train": False, "valid": False}
+    assert op_reservation_enabled(ray.data.DataContext.get_current()) is before
+
+
 def test_an_out_of_fold_plan_leaves_its_fold_out_of_training_only(images_root):
     full = plan_data(images_root, ("any",), "patient", 0.25, seed=0)
     table = pq.read_table(sorted((images_root / "images").glob("*.parquet")))
