@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ich_ray.imaging.crop import crop, head_bbox, head_mask
+from ich_ray.imaging.crop import crop, head_box
 from ich_ray.imaging.encode import (
     NATIVE_CHANNELS,
     check_format,
@@ -23,8 +23,8 @@ from ich_ray.imaging.encode import (
     raw_batch,
     to_uint8,
 )
-from ich_ray.imaging.resize import resize_square
-from ich_ray.imaging.windows import Window, parse_window, stack_windows
+from ich_ray.imaging.resize import resize_planes, square_canvas
+from ich_ray.imaging.windows import Window, apply_window, parse_window
 
 MIN_SIZE = 32
 
@@ -126,17 +126,20 @@ def prepare_slice(
     hu = np.asarray(hu, dtype=np.float32)
     if hu.ndim != 2:
         raise ValueError(f"prepare_slice expects an HxW HU slice, got shape {hu.shape}")
-    bbox = head_bbox(head_mask(hu)) if recipe.crop else None
+    bbox = head_box(hu) if recipe.crop else None
     if recipe.context:
         before, after = neighbours if neighbours is not None else (None, None)
         planes = [_neighbour(before, hu, "previous"), hu, _neighbour(after, hu, "next")]
     else:
         planes = [hu]
-    windows = recipe.window_objects
-    # channel order: for each window, every plane (prev, this, next)
-    channels = [stack_windows(crop(plane, bbox), windows) for plane in planes]
-    stacked = np.stack(channels, axis=3).reshape(channels[0].shape[:2] + (recipe.channels,))
-    return to_uint8(resize_square(stacked, recipe.size, fill=0.0))
+    planes = [crop(plane, bbox) for plane in planes]
+    # each window of each plane goes straight into its place on the padded square canvas (pad 0: a window's
+    # low end), in channel order: for each window, every plane (prev, this, next)
+    canvas, (rows, cols) = square_canvas(*planes[0].shape, recipe.channels)
+    for w, window in enumerate(recipe.window_objects):
+        for p, plane in enumerate(planes):
+            apply_window(plane, window, out=canvas[w * len(planes) + p, rows, cols])
+    return to_uint8(resize_planes(canvas, recipe.size))
 
 
 def encode_slice(img: np.ndarray, recipe: CleanRecipe) -> bytes:

@@ -16,16 +16,38 @@ from PIL import Image
 
 def resize_square(img: np.ndarray, size: int, fill: float = 0.0) -> np.ndarray:
     """HxW or HxWxC -> size x size (x C) float32: pad to square with `fill`, then antialiased bilinear."""
-    if not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"resize_square: size must be a positive int, got {size!r}")
+    _check_size(size)
     img = np.asarray(img, dtype=np.float32)
     if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError(f"resize_square expects a non-empty HxW or HxWxC image, got shape {img.shape}")
     planes = _square_planes(img if img.ndim == 3 else img[..., None], fill)
+    out = resize_planes(planes, size)
+    return out if img.ndim == 3 else out[..., 0]
+
+
+def square_canvas(
+    height: int, width: int, channels: int, fill: float = 0.0
+) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """(a channels x S x S float32 canvas of `fill`, S = max(height, width); the (rows, cols) slices where
+    a height x width image sits centred in it). Writing each channel straight into its place saves the
+    copies of stacking the channels and then padding them (`prepare_slice` does so)."""
+    side, top, left = _square_offsets(height, width)
+    canvas = np.full((channels, side, side), fill, np.float32)
+    return canvas, (slice(top, top + height), slice(left, left + width))
+
+
+def resize_planes(planes: np.ndarray, size: int) -> np.ndarray:
+    """C x S x S float32 (square, contiguous planes) -> size x size x C, antialiased bilinear per plane."""
+    _check_size(size)
     out = np.empty((size, size, planes.shape[0]), dtype=np.float32)
     for c, plane in enumerate(planes):
         out[..., c] = plane if plane.shape[0] == size else _resize_plane(plane, size)
-    return out if img.ndim == 3 else out[..., 0]
+    return out
+
+
+def _check_size(size) -> None:
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"resize_square: size must be a positive int, got {size!r}")
 
 
 def _square_offsets(height: int, width: int) -> tuple[int, int, int]:
@@ -36,10 +58,9 @@ def _square_offsets(height: int, width: int) -> tuple[int, int, int]:
 def _square_planes(img: np.ndarray, fill: float) -> np.ndarray:
     """HxWxC -> C x S x S padded canvas: one copy, and every plane contiguous for Pillow."""
     height, width, channels = img.shape
-    side, top, left = _square_offsets(height, width)
-    out = np.full((channels, side, side), fill, dtype=np.float32)
-    out[:, top : top + height, left : left + width] = img.transpose(2, 0, 1)
-    return out
+    canvas, (rows, cols) = square_canvas(height, width, channels, fill)
+    canvas[:, rows, cols] = img.transpose(2, 0, 1)
+    return canvas
 
 
 def _resize_plane(plane: np.ndarray, size: int) -> np.ndarray:

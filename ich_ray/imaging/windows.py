@@ -58,9 +58,14 @@ def parse_windows(specs: str | list[str] | tuple[str, ...]) -> tuple[Window, ...
     return tuple(parse_window(s) for s in specs)
 
 
-def apply_window(hu: np.ndarray, window: Window) -> np.ndarray:
-    """Clip HU to the window and scale to float32 in [0, 1]."""
-    out = (np.asarray(hu, dtype=np.float32) - np.float32(window.low)) / np.float32(window.width)
+def apply_window(hu: np.ndarray, window: Window, out: np.ndarray | None = None) -> np.ndarray:
+    """Clip HU to the window and scale to float32 in [0, 1]; into `out` (a float32 array of hu's shape, a
+    view into a larger canvas, say) when given, else into a new array."""
+    hu = np.asarray(hu, dtype=np.float32)
+    if out is None:
+        out = np.empty(hu.shape, dtype=np.float32)
+    np.subtract(hu, np.float32(window.low), out=out)
+    np.divide(out, np.float32(window.width), out=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ich_ray.imaging.crop import crop, head_bbox, head_mask
+from ich_ray.imaging.crop import crop, head_bbox, head_box, head_mask
 
 SIZE = 128
 CY, CX, RADIUS = 60, 70, 30
@@ -73,3 +73,40 @@ def test_crop_slices_rows_and_columns():
     assert crop(arr, None) is arr
     with pytest.raises(ValueError, match="does not fit"):
         crop(arr, (0, 7, 0, 8))
+
+
+def edge_blobs(seed: int) -> np.ndarray:
+    """Random tissue blobs, some with holes, some touching the slice's edges, on a non-square slice whose
+    sides are not multiples of the mask's stride (rows and columns clipped at the last subsampled pixel)."""
+    rng = np.random.default_rng(seed)
+    height, width = rng.integers(300, 700, size=2)
+    y, x = np.mgrid[:height, :width]
+    hu = np.full((height, width), -1000.0, dtype=np.float32)
+    for _ in range(rng.integers(1, 4)):
+        cy, cx = rng.integers(0, height), rng.integers(0, width)
+        radius = rng.integers(40, 250)
+        r = np.hypot(y - cy, x - cx)
+        hu[r <= radius] = 40
+        hu[r <= radius // 3] = -1000  # a hole
+    return hu
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_head_box_is_the_box_of_the_head_mask(seed):
+    """The crop box of clean and predict (`head_box`) is exactly `head_bbox(head_mask(...))`, with the
+    holes unfilled and the mask never scaled back to full resolution."""
+    hu = synthetic_head(seed) if seed < 3 else edge_blobs(seed)
+    for margin in (0.0, 0.02, 0.3):
+        assert head_box(hu, margin=margin) == head_bbox(head_mask(hu), margin=margin)
+    assert head_box(hu, opening=0) == head_bbox(head_mask(hu, opening=0))
+
+
+def test_head_box_on_real_slices_and_without_a_head(real_ct_dir):
+    from ich_ray.dicom import read_slice
+
+    for path in sorted(real_ct_dir.glob("*.dcm")):
+        _, hu = read_slice(path)
+        assert head_box(hu) == head_bbox(head_mask(hu)), path
+    assert head_box(np.full((64, 64), -1000.0, np.float32)) is None
+    with pytest.raises(ValueError, match="margin"):
+        head_box(synthetic_head(), margin=-0.1)

@@ -42,3 +42,11 @@ def test_stack_windows_channel_order():
     assert out.min() >= 0 and out.max() <= 1
     with pytest.raises(ValueError, match="HxW"):
         stack_windows(np.zeros((2, 2, 2)), ("brain",))
+
+
+def test_apply_window_into_a_view_of_a_canvas():
+    hu = np.linspace(-100, 200, 12, dtype=np.float32).reshape(3, 4)
+    canvas = np.full((5, 6), -1.0, dtype=np.float32)
+    returned = apply_window(hu, WINDOWS["brain"], out=canvas[1:4, 1:5])
+    np.testing.assert_array_equal(canvas[1:4, 1:5], apply_window(hu, WINDOWS["brain"]))
+    assert np.shares_memory(returned, canvas) and (canvas[0] == -1).all() and (canvas[:, 0] == -1).all()
