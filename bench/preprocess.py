@@ -87,6 +87,7 @@ def run_child(args: list[str], cache: Path | None = None, sample_memory: bool = 
 
     if cache is not None and cache.is_file():
         saved = json.loads(cache.read_text())
+        print(f"reused the measurement in {cache} (delete it to measure again)", flush=True)
         return saved["result"], saved["peak"]
 
     child = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
@@ -275,6 +276,7 @@ def metadata_end_to_end(input_dir: Path, root: Path, repeat: int, cache: Path) -
     from ich_ray.data.io import list_inputs
 
     if cache.is_file():
+        print(f"reused the measurement in {cache} (delete it to measure again)", flush=True)
         return json.loads(cache.read_text())
     paths = list_inputs(input_dir)["path"].to_list()
     command = [sys.executable, "-m", "ich_ray.cli.main", "metadata", "--input", str(input_dir), "--out", str(root)]
