@@ -331,8 +331,7 @@ def main() -> None:
     parser.add_argument("--warmup", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scale-input", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement (best counts)")
-    parser.add_argument("--e2e-copies", type=int, default=150,
-                        help="hard-linked copies of the 10x set for the end-to-end and per-core figures")
+    parser.add_argument("--e2e-copies", type=int, default=150, help="hard-linked 10x sets, end to end and per core")
     parser.add_argument("--e2e-repeat", type=int, default=2, help="end-to-end rounds (best counts)")
     ns = parser.parse_args()
     same_allocator_as_workers()
