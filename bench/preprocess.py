@@ -349,7 +349,7 @@ def main() -> None:
     timed_run, _ = run_child(["--child", "--timed", "--cpus", "2", "--input", str(large), "--root",
                               str(work / "root-timed"), "--warmup", str(small), "--repeat", str(ns.repeat),
                               "--scale-input", str(e2e_input)],
-                             work / "timed.json", sample_memory=False)
+                             work / f"timed-{e2e_input.name}.json", sample_memory=False)
     best, files, images = timed_run["best_seconds"], timed_run["files"], timed_run["images"]
     bare, meta_rate = files / best["bare"], files / best["metadata"]
     scale_files = timed_run["scale_files"]
@@ -370,7 +370,7 @@ def main() -> None:
 
     rates = decoder_rates(first_native_slice(paths))
     print("decoders (512 px slice, 1 process): " + " ".join(f"{k}={v:.0f}" for k, v in rates.items()))
-    e2e = metadata_end_to_end(e2e_input, work / "root-e2e", ns.e2e_repeat, work / "e2e.json")
+    e2e = metadata_end_to_end(e2e_input, work / "root-e2e", ns.e2e_repeat, work / f"{e2e_input.name}.json")
     print(f"ich-ray metadata end to end, {e2e['cpus']} CPUs: {e2e['files'] / e2e['cli']:.1f} files/s; bare loop "
           f"{e2e['files'] / e2e['bare']:.1f} files/s (1 process), {e2e['files']} files")
     print(
